@@ -1,0 +1,41 @@
+"""Configuration: the otel-config.yaml model and its loading."""
+
+from __future__ import annotations
+
+from pgotel.config._load import (
+    DEFAULT_CONFIG_FILE,
+    LoadedConfig,
+    PgotelConfigError,
+    activate,
+    active_settings,
+    load_config,
+    parse_settings,
+)
+from pgotel.config._model import (
+    DashboardSettings,
+    DatabaseSettings,
+    EmbeddedSettings,
+    ExporterSettings,
+    LimitSettings,
+    PgotelSettings,
+    RedactionSettings,
+    RetentionSettings,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "DashboardSettings",
+    "DatabaseSettings",
+    "EmbeddedSettings",
+    "ExporterSettings",
+    "LimitSettings",
+    "LoadedConfig",
+    "PgotelConfigError",
+    "PgotelSettings",
+    "RedactionSettings",
+    "RetentionSettings",
+    "activate",
+    "active_settings",
+    "load_config",
+    "parse_settings",
+]

@@ -1,0 +1,107 @@
+"""pgotel's own settings: the top-level `pgotel:` section of otel-config.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+DEFAULT_REDACTED_KEYS: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "session",
+    "private_key",
+    "credential",
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddedSettings(_Section):
+    """Where the embedded PostgreSQL keeps its data, and on which loopback port it listens."""
+
+    data_dir: Path = Path(".pgotel")
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+
+
+class DatabaseSettings(_Section):
+    """Which PostgreSQL receives the telemetry: `embedded` or a postgresql:// DSN."""
+
+    dsn: str = Field(default="embedded", pattern=r"^(embedded|postgres(ql)?://.*)$")
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    pool_size: Annotated[int, Field(ge=1, le=32)] = 2
+
+
+class RetentionSettings(_Section):
+    """How long raw telemetry is kept: whole daily partitions older than `days` are dropped."""
+
+    days: Annotated[int, Field(ge=1, le=3650)] = 30
+    partitions_ahead_days: Annotated[int, Field(ge=1, le=30)] = 3
+
+
+class RedactionSettings(_Section):
+    """Attribute, header, log-field and query-parameter names whose values never reach storage."""
+
+    keys: tuple[str, ...] = DEFAULT_REDACTED_KEYS
+    replacement: str = "[REDACTED]"
+
+
+class LimitSettings(_Section):
+    """Cardinality and size caps applied before telemetry is stored."""
+
+    max_routes: Annotated[int, Field(ge=10, le=100_000)] = 1000
+    max_attributes: Annotated[int, Field(ge=1, le=10_000)] = 128
+    max_value_length: Annotated[int, Field(ge=16, le=1_000_000)] = 8192
+
+
+class ExporterSettings(_Section):
+    """Buffering and deadlines of the PostgreSQL exporters."""
+
+    queue_rows: Annotated[int, Field(ge=100, le=10_000_000)] = 200_000
+    batch_rows: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    flush_interval_ms: Annotated[int, Field(ge=10, le=60_000)] = 500
+    export_timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 2000
+    shutdown_timeout_ms: Annotated[int, Field(ge=10, le=120_000)] = 5000
+    connect_backoff_max_ms: Annotated[int, Field(ge=100, le=120_000)] = 5000
+
+
+class DashboardSettings(_Section):
+    """The built-in dashboard: where it is mounted and how it is protected."""
+
+    enabled: bool = True
+    path: str = Field(default="/ui/monitoring/advanced", pattern=r"^/[A-Za-z0-9_/.-]*$")
+    api_path: str = Field(default="/api/monitoring/advanced", pattern=r"^/[A-Za-z0-9_/.-]*$")
+    auth: str | None = None
+    auth_disabled: bool = False
+
+    @field_validator("auth")
+    @classmethod
+    def _empty_token_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+
+class PgotelSettings(_Section):
+    """Everything under the `pgotel:` key of otel-config.yaml."""
+
+    service_name: str | None = None
+    database: DatabaseSettings = DatabaseSettings()
+    retention: RetentionSettings = RetentionSettings()
+    redaction: RedactionSettings = RedactionSettings()
+    limits: LimitSettings = LimitSettings()
+    exporter: ExporterSettings = ExporterSettings()
+    dashboard: DashboardSettings = DashboardSettings()

