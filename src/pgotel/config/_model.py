@@ -95,6 +95,17 @@ class DashboardSettings(_Section):
         return value or None
 
 
+class MonitoringSettings(_Section):
+    """Resources the dashboard watches besides the app: a Redis server (optional) and the host."""
+
+    redis_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://.*$")
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: object) -> object:
+        return value or None
+
+
 class PgotelSettings(_Section):
     """Everything under the `pgotel:` key of otel-config.yaml."""
 
@@ -105,3 +116,4 @@ class PgotelSettings(_Section):
     limits: LimitSettings = LimitSettings()
     exporter: ExporterSettings = ExporterSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
