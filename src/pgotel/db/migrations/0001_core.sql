@@ -1,9 +1,10 @@
 -- Core telemetry schema: raw spans, logs and metric points in daily partitions,
 -- with resources, scopes and metric series deduplicated into side tables.
+-- Side-table ids are content fingerprints (a uuid derived from the canonical content), so a writer
+-- knows the id of a resource, scope or series without a round trip and inserts it ON CONFLICT DO NOTHING.
 
 CREATE TABLE pgotel.resources (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    fingerprint  uuid NOT NULL UNIQUE,
+    id           uuid PRIMARY KEY,
     service_name text NOT NULL,
     attributes   jsonb NOT NULL,
     schema_url   text NOT NULL DEFAULT '',
@@ -11,8 +12,7 @@ CREATE TABLE pgotel.resources (
 );
 
 CREATE TABLE pgotel.scopes (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    fingerprint uuid NOT NULL UNIQUE,
+    id          uuid PRIMARY KEY,
     name        text NOT NULL,
     version     text,
     schema_url  text NOT NULL DEFAULT '',
@@ -35,8 +35,8 @@ CREATE TABLE pgotel.spans (
     status_code        smallint NOT NULL,
     status_message     text,
     service_name       text NOT NULL,
-    resource_id        bigint NOT NULL,
-    scope_id           bigint NOT NULL,
+    resource_id        uuid NOT NULL,
+    scope_id           uuid NOT NULL,
     http_method        text,
     http_route         text,
     http_status_code   integer,
@@ -64,8 +64,8 @@ CREATE TABLE pgotel.logs (
     body                jsonb,
     event_name          text,
     service_name        text NOT NULL,
-    resource_id         bigint NOT NULL,
-    scope_id            bigint NOT NULL,
+    resource_id         uuid NOT NULL,
+    scope_id            uuid NOT NULL,
     attributes          jsonb NOT NULL,
     dropped_attributes  integer NOT NULL DEFAULT 0
 ) PARTITION BY RANGE (time);
@@ -75,8 +75,7 @@ CREATE INDEX logs_trace_id ON pgotel.logs (trace_id) WHERE trace_id IS NOT NULL;
 -- kind: 1 gauge, 2 sum, 3 histogram, 4 exponential histogram.
 -- temporality: 0 unspecified, 1 delta, 2 cumulative (OTLP's AggregationTemporality numbers).
 CREATE TABLE pgotel.metric_series (
-    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    fingerprint  uuid NOT NULL UNIQUE,
+    id           uuid PRIMARY KEY,
     name         text NOT NULL,
     description  text NOT NULL DEFAULT '',
     unit         text NOT NULL DEFAULT '',
@@ -84,8 +83,8 @@ CREATE TABLE pgotel.metric_series (
     temporality  smallint NOT NULL DEFAULT 0,
     is_monotonic boolean NOT NULL DEFAULT false,
     service_name text NOT NULL,
-    resource_id  bigint NOT NULL REFERENCES pgotel.resources (id),
-    scope_id     bigint NOT NULL REFERENCES pgotel.scopes (id),
+    resource_id  uuid NOT NULL REFERENCES pgotel.resources (id),
+    scope_id     uuid NOT NULL REFERENCES pgotel.scopes (id),
     attributes   jsonb NOT NULL
 );
 CREATE INDEX metric_series_name ON pgotel.metric_series (name, service_name);
@@ -95,7 +94,7 @@ CREATE TABLE pgotel.metric_points (
     time            timestamptz NOT NULL,
     time_unix_nano  bigint NOT NULL,
     start_unix_nano bigint NOT NULL,
-    series_id       bigint NOT NULL,
+    series_id       uuid NOT NULL,
     value_int       bigint,
     value_double    double precision,
     exemplars       jsonb
@@ -106,7 +105,7 @@ CREATE TABLE pgotel.histogram_points (
     time            timestamptz NOT NULL,
     time_unix_nano  bigint NOT NULL,
     start_unix_nano bigint NOT NULL,
-    series_id       bigint NOT NULL,
+    series_id       uuid NOT NULL,
     count           bigint NOT NULL,
     sum             double precision,
     min             double precision,
@@ -121,7 +120,7 @@ CREATE TABLE pgotel.exp_histogram_points (
     time             timestamptz NOT NULL,
     time_unix_nano   bigint NOT NULL,
     start_unix_nano  bigint NOT NULL,
-    series_id        bigint NOT NULL,
+    series_id        uuid NOT NULL,
     count            bigint NOT NULL,
     sum              double precision,
     min              double precision,
