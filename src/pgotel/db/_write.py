@@ -1,0 +1,72 @@
+"""Write API for the exporters: side-table upserts and binary COPY of telemetry rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+# Column order of every table the exporters write; row tuples follow it exactly.
+# Partitioned tables put their partition key (a timestamptz) first.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "resources": ("id", "service_name", "attributes", "schema_url"),
+    "scopes": ("id", "name", "version", "schema_url", "attributes"),
+    "metric_series": (
+        "id", "name", "description", "unit", "kind", "temporality", "is_monotonic",
+        "service_name", "resource_id", "scope_id", "attributes",
+    ),
+    "spans": (
+        "start_time", "start_unix_nano", "duration_ns", "trace_id", "span_id", "parent_span_id",
+        "trace_state", "trace_flags", "name", "kind", "status_code", "status_message", "service_name",
+        "resource_id", "scope_id", "http_method", "http_route", "http_status_code", "attributes",
+        "events", "links", "dropped_attributes", "dropped_events", "dropped_links",
+    ),
+    "logs": (
+        "time", "time_unix_nano", "observed_unix_nano", "trace_id", "span_id", "trace_flags",
+        "severity_number", "severity_text", "body", "event_name", "service_name", "resource_id",
+        "scope_id", "attributes", "dropped_attributes",
+    ),
+    "metric_points": (
+        "time", "time_unix_nano", "start_unix_nano", "series_id", "value_int", "value_double", "exemplars",
+    ),
+    "histogram_points": (
+        "time", "time_unix_nano", "start_unix_nano", "series_id", "count", "sum", "min", "max",
+        "explicit_bounds", "bucket_counts", "exemplars",
+    ),
+    "exp_histogram_points": (
+        "time", "time_unix_nano", "start_unix_nano", "series_id", "count", "sum", "min", "max", "scale",
+        "zero_count", "zero_threshold", "positive_offset", "positive_counts", "negative_offset",
+        "negative_counts", "exemplars",
+    ),
+}  # fmt: skip
+SIDE_TABLES = ("resources", "scopes", "metric_series")  # in foreign-key order
+PARTITIONED_TABLES = ("spans", "logs", "metric_points", "histogram_points", "exp_histogram_points")
+
+Row = tuple[Any, ...]
+
+# SQLSTATE classes meaning "this data cannot be stored", as opposed to "the database is unavailable".
+_DATA_ERROR_CLASSES = ("22", "23", "54")
+
+
+async def insert_side_rows(conn: asyncpg.Connection, table: str, rows: Sequence[Row]) -> None:
+    """Insert resources / scopes / series that may already exist (ids are content fingerprints)."""
+    columns = COLUMNS[table]
+    async with conn.transaction():
+        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS pending_{table} (LIKE pgotel.{table} INCLUDING DEFAULTS) ON COMMIT DROP")
+        await conn.copy_records_to_table(f"pending_{table}", records=rows, columns=columns)
+        names = ", ".join(columns)
+        await conn.execute(
+            f"INSERT INTO pgotel.{table} ({names}) SELECT {names} FROM pending_{table} ON CONFLICT (id) DO NOTHING"
+        )
+
+
+async def copy_rows(conn: asyncpg.Connection, table: str, rows: Sequence[Row]) -> None:
+    """Binary COPY of `rows` into the partitioned table `table` (all or nothing)."""
+    await conn.copy_records_to_table(table, records=rows, columns=COLUMNS[table], schema_name="pgotel")
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when PostgreSQL rejected the rows themselves (retrying them unchanged cannot succeed)."""
+    state = getattr(exc, "sqlstate", None)
+    return isinstance(exc, asyncpg.PostgresError) and isinstance(state, str) and state[:2] in _DATA_ERROR_CLASSES

@@ -1,0 +1,21 @@
+"""OTel exporters that write spans, metrics and logs to PostgreSQL without ever hurting the app."""
+
+from __future__ import annotations
+
+from pgotel.exporter._accounting import Accounting
+from pgotel.exporter._exporters import (
+    DELTA_PREFERENCE,
+    PostgresLogExporter,
+    PostgresMetricExporter,
+    PostgresSpanExporter,
+)
+from pgotel.exporter._writer import TelemetryWriter
+
+__all__ = [
+    "DELTA_PREFERENCE",
+    "Accounting",
+    "PostgresLogExporter",
+    "PostgresMetricExporter",
+    "PostgresSpanExporter",
+    "TelemetryWriter",
+]

@@ -1,0 +1,89 @@
+"""Counts of what the exporters stored, sanitized and dropped (by reason), and their self-metrics."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+
+SIGNAL_OF_TABLE = {
+    "spans": "spans",
+    "logs": "logs",
+    "metric_points": "metric_points",
+    "histogram_points": "metric_points",
+    "exp_histogram_points": "metric_points",
+}
+
+
+class Accounting:
+    """Thread-safe counters, keyed by (signal, reason). Every item an exporter receives ends up in
+    exactly one of `stored` or `dropped`, so `received == stored + dropped` once the queue is empty."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._received: Counter[str] = Counter()
+        self._stored: Counter[str] = Counter()
+        self._dropped: Counter[tuple[str, str]] = Counter()
+        self._sanitized: Counter[tuple[str, str]] = Counter()
+
+    def received(self, signal: str, count: int) -> None:
+        with self._lock:
+            self._received[signal] += count
+
+    def stored(self, signal: str, count: int) -> None:
+        with self._lock:
+            self._stored[signal] += count
+
+    def dropped(self, signal: str, reason: str, count: int = 1) -> None:
+        if count:
+            with self._lock:
+                self._dropped[(signal, reason)] += count
+
+    def sanitized(self, signal: str, reason: str, count: int = 1) -> None:
+        with self._lock:
+            self._sanitized[(signal, reason)] += count
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        """{"received": {signal: n}, "stored": {...}, "dropped": {"signal/reason": n}, "sanitized": {...}}."""
+        with self._lock:
+            return {
+                "received": dict(self._received),
+                "stored": dict(self._stored),
+                "dropped": {f"{signal}/{reason}": n for (signal, reason), n in self._dropped.items()},
+                "sanitized": {f"{signal}/{reason}": n for (signal, reason), n in self._sanitized.items()},
+            }
+
+    def dropped_total(self, signal: str) -> int:
+        with self._lock:
+            return sum(n for (sig, _), n in self._dropped.items() if sig == signal)
+
+    def register_self_metrics(self) -> None:
+        """Expose the counters as OTel observable counters (`pgotel.exporter.*`) on the global meter."""
+        meter = metrics.get_meter("pgotel.exporter")
+        meter.create_observable_counter(
+            "pgotel.exporter.dropped", [self._observe_dropped], unit="{item}", description="Items dropped, by reason"
+        )
+        meter.create_observable_counter(
+            "pgotel.exporter.sanitized", [self._observe_sanitized], unit="{item}", description="Values sanitized"
+        )
+        meter.create_observable_counter(
+            "pgotel.exporter.stored", [self._observe_stored], unit="{item}", description="Items stored"
+        )
+
+    def _observe_dropped(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._dropped.items())
+        return [Observation(n, {"signal": signal, "reason": reason}) for (signal, reason), n in items]
+
+    def _observe_sanitized(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._sanitized.items())
+        return [Observation(n, {"signal": signal, "reason": reason}) for (signal, reason), n in items]
+
+    def _observe_stored(self, _options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            items = list(self._stored.items())
+        return [Observation(n, {"signal": signal}) for signal, n in items]

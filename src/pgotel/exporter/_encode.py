@@ -1,0 +1,133 @@
+"""Turns telemetry values into what PostgreSQL accepts: JSON text for attribute maps and bodies, clean
+text for columns. The fast path is one json.dumps; anything unusual (NUL bytes, lone surrogates, NaN,
+huge or very many values, unknown types) takes a slow path that sanitizes value by value and counts it."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pgotel.config import LimitSettings, Redactor
+from pgotel.exporter._accounting import Accounting
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_TRUNCATED = "...[truncated]"
+_INT64 = 1 << 63
+
+
+def ns_to_datetime(unix_nano: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=unix_nano // 1000)
+
+
+def signed64(unsigned: int) -> int:
+    """A 64-bit OTel span id as PostgreSQL's signed bigint (two's complement)."""
+    return unsigned - (1 << 64) if unsigned >= _INT64 else unsigned
+
+
+def _utf8_ok(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class ValueEncoder:
+    """Encodes and sanitizes the values of one signal, counting every change it makes."""
+
+    def __init__(self, signal: str, limits: LimitSettings, redactor: Redactor, accounting: Accounting) -> None:
+        self._signal = signal
+        self._limits = limits
+        self._redactor = redactor
+        self._accounting = accounting
+
+    def attributes(self, attributes: Mapping[str, Any] | None) -> str:
+        """JSON object text for an attribute map, secrets redacted."""
+        if not attributes:
+            return "{}"
+        redacted = self._redactor.redact_attributes(attributes)
+        if len(redacted) <= self._limits.max_attributes:
+            text = self._fast_json(redacted)
+            if text is not None:
+                return text
+        return _dumps(self._clean_mapping(redacted))
+
+    def any_value(self, value: Any) -> str | None:
+        """JSON text for a log body (any OTel AnyValue), or None when absent."""
+        if value is None:
+            return None
+        if isinstance(value, Mapping):
+            value = self._redactor.redact_attributes(value)
+        text = self._fast_json(value)
+        return text if text is not None else _dumps(self._clean(value))
+
+    def text(self, value: str | None) -> str | None:
+        """A text column: NUL bytes and lone surrogates replaced, length capped."""
+        if value is None:
+            return None
+        if "\x00" not in value and len(value) <= self._limits.max_value_length and _utf8_ok(value):
+            return value
+        return self._clean_str(value)
+
+    def _fast_json(self, value: Any) -> str | None:
+        try:
+            text = _dumps(value)
+        except (ValueError, TypeError, OverflowError):
+            return None
+        if len(text) > self._limits.max_value_length or "\\u0000" in text or not _utf8_ok(text):
+            return None
+        return text
+
+    def _clean_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, Any]:
+        items = list(mapping.items())
+        limit = self._limits.max_attributes
+        if len(items) > limit:
+            self._accounting.sanitized(self._signal, "too_many_attributes", len(items) - limit)
+            items = items[:limit]
+        return {self._clean_str(str(key)): self._clean(value) for key, value in items}
+
+    def _clean(self, value: Any) -> Any:
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            return self._clean_str(value)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            if math.isfinite(value):
+                return value
+            self._accounting.sanitized(self._signal, "non_finite_number")
+            return str(value)
+        if isinstance(value, bytes | bytearray):
+            return base64.b64encode(bytes(value)).decode("ascii")
+        if isinstance(value, Mapping):
+            return self._clean_mapping(value)
+        if isinstance(value, Sequence):
+            items = list(value)
+            limit = self._limits.max_attributes
+            if len(items) > limit:
+                self._accounting.sanitized(self._signal, "sequence_too_long", len(items) - limit)
+                items = items[:limit]
+            return [self._clean(item) for item in items]
+        self._accounting.sanitized(self._signal, "unsupported_type")
+        return self._clean_str(repr(value))
+
+    def _clean_str(self, value: str) -> str:
+        if "\x00" in value:
+            self._accounting.sanitized(self._signal, "nul_byte")
+            value = value.replace("\x00", "\ufffd")
+        if not _utf8_ok(value):
+            self._accounting.sanitized(self._signal, "invalid_unicode")
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        limit = self._limits.max_value_length
+        if len(value) > limit:
+            self._accounting.sanitized(self._signal, "value_too_long")
+            value = value[: limit - len(_TRUNCATED)] + _TRUNCATED
+        return value

@@ -1,0 +1,146 @@
+"""The three OTel exporter plugins (entry point name `pgotel`), sharing the process's writer.
+
+`export()` runs on the SDK's batch worker thread: it converts the batch to rows there and queues them
+for the writer thread, so it never waits on PostgreSQL. It never raises, not even BaseException (the
+SDK's batch worker dies on one): anything unexpected is counted as a drop and reported as FAILURE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics import (
+    Counter,
+    Histogram,
+    ObservableCounter,
+    ObservableGauge,
+    ObservableUpDownCounter,
+    UpDownCounter,
+)
+from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from pgotel.config import PgotelSettings, Redactor, active_settings
+from pgotel.exporter._encode import ValueEncoder
+from pgotel.exporter._rows import RowBatch, RowConverter
+from pgotel.exporter._writer import TelemetryWriter, acquire_writer, release_writer
+
+# Deltas make every stored histogram point mergeable on its own (rollups sum them); up-down counters and
+# gauges stay cumulative because their meaning is a current level.
+DELTA_PREFERENCE: dict[type, AggregationTemporality] = {
+    Counter: AggregationTemporality.DELTA,
+    Histogram: AggregationTemporality.DELTA,
+    ObservableCounter: AggregationTemporality.DELTA,
+    UpDownCounter: AggregationTemporality.CUMULATIVE,
+    ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
+    ObservableGauge: AggregationTemporality.CUMULATIVE,
+}
+
+
+class _Pipeline:
+    """What each exporter owns: its converter, the shared writer, and its signal's accounting."""
+
+    def __init__(self, signal: str, settings: PgotelSettings | None) -> None:
+        resolved = settings or active_settings()
+        self.signal = signal
+        self.writer: TelemetryWriter = acquire_writer(resolved)
+        encoder = ValueEncoder(signal, resolved.limits, Redactor.from_settings(resolved.redaction), self.writer.accounting)
+        self.rows = RowConverter(encoder)
+        self._shut_down = False
+
+    def export(self, count: int, convert: Any, payload: Any) -> bool:
+        accounting = self.writer.accounting
+        accounting.received(self.signal, count)
+        if self._shut_down:
+            accounting.dropped(self.signal, "exporter_shut_down", count)
+            return False
+        try:
+            batch: RowBatch = convert(payload)
+        except BaseException:
+            accounting.dropped(self.signal, "conversion_error", count)
+            return False
+        converted = batch.row_count()
+        if converted < count:
+            accounting.dropped(self.signal, "unconvertible", count - converted)
+        return self.writer.submit(batch)
+
+    def force_flush(self, timeout_millis: float) -> bool:
+        return self.writer.flush(timeout_millis / 1000)
+
+    def shutdown(self) -> None:
+        if not self._shut_down:
+            self._shut_down = True
+            release_writer(self.writer)
+
+
+class PostgresSpanExporter(SpanExporter):
+    """Writes spans to pgotel.spans."""
+
+    def __init__(self, *, settings: PgotelSettings | None = None, **_plugin_options: Any) -> None:
+        self._pipeline = _Pipeline("spans", settings)
+
+    @property
+    def writer(self) -> TelemetryWriter:
+        return self._pipeline.writer
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        ok = self._pipeline.export(len(spans), self._pipeline.rows.spans, spans)
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._pipeline.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self._pipeline.shutdown()
+
+
+class PostgresLogExporter(LogRecordExporter):
+    """Writes log records to pgotel.logs."""
+
+    def __init__(self, *, settings: PgotelSettings | None = None, **_plugin_options: Any) -> None:
+        self._pipeline = _Pipeline("logs", settings)
+
+    @property
+    def writer(self) -> TelemetryWriter:
+        return self._pipeline.writer
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        ok = self._pipeline.export(len(batch), self._pipeline.rows.logs, batch)
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._pipeline.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self._pipeline.shutdown()
+
+
+class PostgresMetricExporter(MetricExporter):
+    """Writes metric points to pgotel.metric_points / histogram_points / exp_histogram_points."""
+
+    def __init__(self, *, settings: PgotelSettings | None = None, **_plugin_options: Any) -> None:
+        super().__init__(preferred_temporality=DELTA_PREFERENCE)
+        self._pipeline = _Pipeline("metric_points", settings)
+
+    @property
+    def writer(self) -> TelemetryWriter:
+        return self._pipeline.writer
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_kwargs: Any) -> MetricExportResult:
+        count = sum(
+            len(metric.data.data_points)
+            for resource_metrics in metrics_data.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+        )
+        ok = self._pipeline.export(count, self._pipeline.rows.metrics, metrics_data)
+        return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self._pipeline.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **_kwargs: Any) -> None:
+        self._pipeline.shutdown()

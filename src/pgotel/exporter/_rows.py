@@ -1,0 +1,311 @@
+"""Conversion of OTel SDK objects (ReadableSpan, ReadableLogRecord, MetricsData) into table rows.
+
+Resources, scopes and metric series get a content fingerprint as id, so conversion needs no database
+round trip; the batch carries the side rows and the writer inserts the ones it has not seen yet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogram,
+    Gauge,
+    Histogram,
+    Metric,
+    MetricsData,
+    Sum,
+)
+from opentelemetry.sdk.metrics.export import (
+    ExponentialHistogramDataPoint as ExpPoint,
+)
+from opentelemetry.sdk.metrics.export import (
+    HistogramDataPoint as HistPoint,
+)
+from opentelemetry.sdk.metrics.export import (
+    NumberDataPoint as NumberPoint,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from pgotel.db import Row
+from pgotel.exporter._encode import ValueEncoder, ns_to_datetime, signed64
+
+METRIC_KIND = {Gauge: 1, Sum: 2, Histogram: 3, ExponentialHistogram: 4}
+_UNKNOWN_SERVICE = "unknown_service"
+_INT64_MAX = (1 << 63) - 1
+_FINGERPRINT_CACHE_MAX = 4096
+
+
+@dataclass
+class RowBatch:
+    """Rows for the partitioned tables plus the side rows (by id) they reference."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+    side: dict[str, dict[uuid.UUID, Row]] = field(default_factory=dict)
+
+    def add(self, table: str, row: Row) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def add_side(self, table: str, row_id: uuid.UUID, row: Row) -> None:
+        self.side.setdefault(table, {})[row_id] = row
+
+    def row_count(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+
+def fingerprint(*parts: Any) -> uuid.UUID:
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return uuid.UUID(bytes=hashlib.blake2b(canonical.encode("utf-8", "replace"), digest_size=16).digest())
+
+
+def _http_status(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 999 else None
+
+
+class RowConverter:
+    """Converts one signal's SDK objects; caches resource and scope fingerprints by object identity."""
+
+    def __init__(self, encoder: ValueEncoder) -> None:
+        self._encode = encoder
+        self._resources: dict[int, tuple[Resource, uuid.UUID, Row]] = {}
+        self._scopes: dict[int, tuple[InstrumentationScope | None, uuid.UUID, Row]] = {}
+
+    def _resource(self, resource: Resource, batch: RowBatch) -> tuple[uuid.UUID, str]:
+        cached = self._resources.get(id(resource))
+        if cached is None or cached[0] is not resource:
+            if len(self._resources) > _FINGERPRINT_CACHE_MAX:
+                self._resources.clear()
+            attributes = dict(resource.attributes)
+            service = str(attributes.get("service.name") or _UNKNOWN_SERVICE)
+            row_id = fingerprint("resource", attributes, resource.schema_url)
+            row = (row_id, self._encode.text(service), self._encode.attributes(attributes), resource.schema_url or "")
+            cached = (resource, row_id, row)
+            self._resources[id(resource)] = cached
+        batch.add_side("resources", cached[1], cached[2])
+        return cached[1], cached[2][1]
+
+    def _scope(self, scope: InstrumentationScope | None, batch: RowBatch) -> uuid.UUID:
+        cached = self._scopes.get(id(scope))
+        if cached is None or cached[0] is not scope:
+            if len(self._scopes) > _FINGERPRINT_CACHE_MAX:
+                self._scopes.clear()
+            name = scope.name if scope else ""
+            version = scope.version if scope else None
+            schema_url = (scope.schema_url if scope else "") or ""
+            attributes = dict(scope.attributes or {}) if scope else {}
+            row_id = fingerprint("scope", name, version, schema_url, attributes)
+            row = (row_id, self._encode.text(name), version, schema_url, self._encode.attributes(attributes))
+            cached = (scope, row_id, row)
+            self._scopes[id(scope)] = cached
+        batch.add_side("scopes", cached[1], cached[2])
+        return cached[1]
+
+    # -- spans ---------------------------------------------------------------------------------
+
+    def spans(self, spans: Sequence[ReadableSpan]) -> RowBatch:
+        batch = RowBatch()
+        text = self._encode.text
+        for span in spans:
+            context = span.context
+            if context is None:
+                continue
+            resource_id, service = self._resource(span.resource, batch)
+            scope_id = self._scope(span.instrumentation_scope, batch)
+            attributes = span.attributes or {}
+            start = span.start_time or 0
+            end = span.end_time or start
+            parent = span.parent
+            method = attributes.get("http.request.method", attributes.get("http.method"))
+            route = attributes.get("http.route")
+            status = attributes.get("http.response.status_code", attributes.get("http.status_code"))
+            batch.add(
+                "spans",
+                (
+                    ns_to_datetime(start),
+                    start,
+                    end - start,
+                    uuid.UUID(int=context.trace_id),
+                    signed64(context.span_id),
+                    signed64(parent.span_id) if parent is not None else None,
+                    (context.trace_state.to_header() or None) if context.trace_state else None,
+                    int(context.trace_flags),
+                    text(span.name) or "",
+                    span.kind.value,
+                    span.status.status_code.value,
+                    text(span.status.description),
+                    service,
+                    resource_id,
+                    scope_id,
+                    text(method) if isinstance(method, str) else None,
+                    text(route) if isinstance(route, str) else None,
+                    _http_status(status),
+                    self._encode.attributes(attributes),
+                    self._events(span) if span.events else None,
+                    self._links(span) if span.links else None,
+                    span.dropped_attributes,
+                    span.dropped_events,
+                    span.dropped_links,
+                ),
+            )
+        return batch
+
+    def _events(self, span: ReadableSpan) -> str:
+        events = [
+            {
+                "name": event.name,
+                "time_unix_nano": event.timestamp,
+                "attributes": json.loads(self._encode.attributes(event.attributes)),
+                "dropped_attributes": event.dropped_attributes,
+            }
+            for event in span.events
+        ]
+        return self._encode.any_value(events) or "[]"
+
+    def _links(self, span: ReadableSpan) -> str:
+        links = [
+            {
+                "trace_id": f"{link.context.trace_id:032x}",
+                "span_id": f"{link.context.span_id:016x}",
+                "trace_state": link.context.trace_state.to_header() if link.context.trace_state else "",
+                "trace_flags": int(link.context.trace_flags),
+                "attributes": json.loads(self._encode.attributes(link.attributes)),
+                "dropped_attributes": link.dropped_attributes,
+            }
+            for link in span.links
+        ]
+        return self._encode.any_value(links) or "[]"
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    def logs(self, records: Sequence[ReadableLogRecord]) -> RowBatch:
+        batch = RowBatch()
+        for readable in records:
+            record = readable.log_record
+            resource_id, service = self._resource(readable.resource, batch)
+            scope_id = self._scope(readable.instrumentation_scope, batch)
+            observed = record.observed_timestamp or record.timestamp or 0
+            timestamp = record.timestamp or observed
+            trace_id = record.trace_id or 0
+            span_id = record.span_id or 0
+            batch.add(
+                "logs",
+                (
+                    ns_to_datetime(timestamp),
+                    timestamp,
+                    observed,
+                    uuid.UUID(int=trace_id) if trace_id else None,
+                    signed64(span_id) if span_id else None,
+                    int(record.trace_flags or 0),
+                    record.severity_number.value if record.severity_number is not None else 0,
+                    self._encode.text(record.severity_text),
+                    self._encode.any_value(record.body),
+                    self._encode.text(record.event_name),
+                    service,
+                    resource_id,
+                    scope_id,
+                    self._encode.attributes(record.attributes),
+                    readable.dropped_attributes,
+                ),
+            )
+        return batch
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def metrics(self, data: MetricsData) -> RowBatch:
+        batch = RowBatch()
+        for resource_metrics in data.resource_metrics:
+            resource_id, service = self._resource(resource_metrics.resource, batch)
+            for scope_metrics in resource_metrics.scope_metrics:
+                scope_id = self._scope(scope_metrics.scope, batch)
+                for metric in scope_metrics.metrics:
+                    self._metric(metric, service, resource_id, scope_id, batch)
+        return batch
+
+    def _metric(
+        self, metric: Metric, service: str, resource_id: uuid.UUID, scope_id: uuid.UUID, batch: RowBatch
+    ) -> None:
+        data = metric.data
+        kind = METRIC_KIND.get(type(data))
+        if kind is None:
+            return
+        temporality = getattr(data, "aggregation_temporality", None)
+        temporality_value = temporality.value if temporality is not None else 0
+        monotonic = bool(getattr(data, "is_monotonic", False))
+        for point in data.data_points:
+            attributes = dict(point.attributes or {})
+            series_id = fingerprint(
+                "series", resource_id.hex, scope_id.hex, metric.name, metric.unit, kind, temporality_value,
+                monotonic, attributes,
+            )  # fmt: skip
+            batch.add_side(
+                "metric_series",
+                series_id,
+                (
+                    series_id,
+                    self._encode.text(metric.name),
+                    self._encode.text(metric.description) or "",
+                    self._encode.text(metric.unit) or "",
+                    kind,
+                    temporality_value,
+                    monotonic,
+                    service,
+                    resource_id,
+                    scope_id,
+                    self._encode.attributes(attributes),
+                ),
+            )
+            head = (ns_to_datetime(point.time_unix_nano), point.time_unix_nano, point.start_time_unix_nano, series_id)
+            exemplars = self._exemplars(point.exemplars)
+            if isinstance(point, NumberPoint):
+                value = point.value
+                is_int = isinstance(value, int) and -_INT64_MAX - 1 <= value <= _INT64_MAX
+                batch.add(
+                    "metric_points",
+                    (*head, value if is_int else None, None if is_int else float(value), exemplars),
+                )
+            elif isinstance(point, HistPoint):
+                batch.add(
+                    "histogram_points",
+                    (
+                        *head, point.count, point.sum, _finite(point.min), _finite(point.max),
+                        list(point.explicit_bounds), list(point.bucket_counts), exemplars,
+                    ),
+                )  # fmt: skip
+            elif isinstance(point, ExpPoint):
+                batch.add(
+                    "exp_histogram_points",
+                    (
+                        *head, point.count, point.sum, _finite(point.min), _finite(point.max), point.scale,
+                        point.zero_count, 0.0, point.positive.offset, list(point.positive.bucket_counts),
+                        point.negative.offset, list(point.negative.bucket_counts), exemplars,
+                    ),
+                )  # fmt: skip
+
+    def _exemplars(self, exemplars: Sequence[Any]) -> str | None:
+        if not exemplars:
+            return None
+        return self._encode.any_value(
+            [
+                {
+                    "value": exemplar.value,
+                    "time_unix_nano": exemplar.time_unix_nano,
+                    "trace_id": f"{exemplar.trace_id:032x}" if exemplar.trace_id else None,
+                    "span_id": f"{exemplar.span_id:016x}" if exemplar.span_id else None,
+                    "filtered_attributes": dict(exemplar.filtered_attributes or {}),
+                }
+                for exemplar in exemplars
+            ]
+        )
+
+
+def _finite(value: float | None) -> float | None:
+    """Empty histograms report min=+inf / max=-inf; store them as NULL."""
+    return value if value is not None and value not in (float("inf"), float("-inf")) else None
+

@@ -1,0 +1,354 @@
+"""The telemetry writer: one private asyncio loop thread per process owning an asyncpg pool.
+
+Exporters hand it converted rows through `submit()`, which never blocks and never touches the network:
+rows wait in a bounded in-memory queue and a flush task COPYs them in batches. While PostgreSQL is
+unreachable the queue absorbs the backlog and the writer reconnects with backoff; rows that overflow
+the queue, that PostgreSQL rejects, or that are still queued when the shutdown deadline passes are
+dropped and counted by reason, so every received item is either stored or counted."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import asyncpg
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+
+from pgotel import db
+from pgotel.config import PgotelSettings
+from pgotel.exporter._accounting import SIGNAL_OF_TABLE, Accounting
+from pgotel.exporter._rows import RowBatch
+
+_log = logging.getLogger("pgotel.exporter")
+_T = TypeVar("_T")
+_PARTITION_CHECK_INTERVAL_S = 3600.0
+_PRUNE_INTERVAL_S = 86_400.0
+_FUTURE_DAYS_ACCEPTED = 2
+
+
+class _RateLimitedLog:
+    """Logs one line per distinct message at most every `interval` seconds (internal failures only)."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+
+    def warning(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(message, -self._interval) >= self._interval:
+            self._last[message] = now
+            _log.warning(message, *args)
+
+
+class TelemetryWriter:
+    """Buffers rows and writes them to PostgreSQL from its own thread; see the module docstring."""
+
+    def __init__(self, settings: PgotelSettings, accounting: Accounting | None = None) -> None:
+        self.settings = settings
+        self.accounting = accounting or Accounting()
+        self.pid = os.getpid()
+        self._exporter = settings.exporter
+        self._lock = threading.Lock()
+        self._queue: dict[str, deque[db.Row]] = {table: deque() for table in db.PARTITIONED_TABLES}
+        self._side: dict[str, dict[uuid.UUID, db.Row]] = {table: {} for table in db.SIDE_TABLES}
+        self._queued = 0
+        self._known_side: set[uuid.UUID] = set()
+        self._known_days: set[dt.date] = set()
+        self._pool: asyncpg.Pool | None = None
+        self._connected = threading.Event()
+        self._closing = False
+        self._log = _RateLimitedLog()
+        self._loop = asyncio.new_event_loop()
+        self._wakeup = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, name="pgotel-writer", daemon=True)
+        self._thread.start()
+
+    # -- called from exporter threads ----------------------------------------------------------
+
+    def submit(self, batch: RowBatch) -> bool:
+        """Queue a converted batch; drop (and count) what does not fit. Never blocks."""
+        accepted = True
+        with self._lock:
+            if self._closing:
+                for table, rows in batch.rows.items():
+                    self.accounting.dropped(SIGNAL_OF_TABLE[table], "writer_closed", len(rows))
+                return False
+            for table, side_rows in batch.side.items():
+                pending = self._side[table]
+                for row_id, row in side_rows.items():
+                    if row_id not in self._known_side:
+                        pending[row_id] = row
+            room = self._exporter.queue_rows - self._queued
+            for table, rows in batch.rows.items():
+                taken = rows if len(rows) <= room else rows[: max(room, 0)]
+                if len(taken) < len(rows):
+                    self.accounting.dropped(SIGNAL_OF_TABLE[table], "queue_full", len(rows) - len(taken))
+                    accepted = False
+                self._queue[table].extend(taken)
+                room -= len(taken)
+                self._queued += len(taken)
+            wake = self._queued >= self._exporter.batch_rows
+        if wake:
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+        return accepted
+
+    def flush(self, timeout_s: float) -> bool:
+        """Write everything queued so far; False when it could not within `timeout_s`."""
+        if threading.current_thread() is self._thread or not self._thread.is_alive():
+            return False
+        future = asyncio.run_coroutine_threadsafe(self._untraced(self._drain_once_connected()), self._loop)
+        try:
+            return bool(future.result(timeout=timeout_s))
+        except BaseException:  # timeout, loop gone, or a failure inside: the caller only needs "not flushed"
+            future.cancel()
+            return False
+
+    def close(self, timeout_s: float) -> None:
+        """Flush within the deadline, then stop; rows still queued are counted as dropped."""
+        deadline = time.monotonic() + timeout_s
+        if self._connected.is_set():
+            self.flush(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._closing = True
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+            self._thread.join(max(0.1, deadline - time.monotonic()))
+        with self._lock:
+            for table, rows in self._queue.items():
+                self.accounting.dropped(SIGNAL_OF_TABLE[table], "shutdown_deadline", len(rows))
+                rows.clear()
+            self._queued = 0
+
+    @property
+    def queued(self) -> int:
+        with self._lock:
+            return self._queued
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._untraced(self._main()))
+        finally:
+            self._loop.close()
+
+    @staticmethod
+    async def _untraced(coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run `coroutine` with instrumentation suppressed: the writer's own queries are never traced."""
+        token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            return await coroutine
+        finally:
+            otel_context.detach(token)
+
+    async def _main(self) -> None:
+        backoff = 0.1
+        last_partitions = last_prune = 0.0
+        while not self._closing:
+            try:
+                if self._pool is None:
+                    await self._connect()
+                    backoff = 0.1
+                    last_partitions = last_prune = time.monotonic()
+                await self._drain()
+                now = time.monotonic()
+                if now - last_partitions >= _PARTITION_CHECK_INTERVAL_S:
+                    await self._with_conn(self._ensure_partitions)
+                    last_partitions = now
+                if now - last_prune >= _PRUNE_INTERVAL_S:
+                    await self._with_conn(self._prune)
+                    last_prune = now
+                await self._sleep(self._exporter.flush_interval_ms / 1000)
+            except Exception as exc:
+                self._log.warning("pgotel: PostgreSQL unavailable, buffering telemetry and retrying: %r", exc)
+                await self._disconnect()
+                await self._sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, self._exporter.connect_backoff_max_ms / 1000)
+        await self._disconnect()
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wakeup.clear()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    async def _connect(self) -> None:
+        dsn = await asyncio.to_thread(db.resolve_dsn, self.settings.database)
+        pool = await db.create_pool(dsn, size=self.settings.database.pool_size, timeout=5)
+        try:
+            async with pool.acquire() as conn:
+                await db.migrate(conn)
+                await self._ensure_partitions(conn)
+                await self._prune(conn)
+        except BaseException:
+            pool.terminate()
+            raise
+        self._known_side.clear()
+        self._pool = pool
+        self._connected.set()
+
+    async def _disconnect(self) -> None:
+        self._connected.clear()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+
+    async def _with_conn(self, action: Callable[[asyncpg.Connection], Awaitable[object]]) -> None:
+        assert self._pool is not None
+        async with self._pool.acquire() as conn:
+            await action(conn)
+
+    async def _ensure_partitions(self, conn: asyncpg.Connection) -> None:
+        ahead = self.settings.retention.partitions_ahead_days
+        await db.ensure_partitions_around_today(conn, days_ahead=ahead)
+        today = db.utc_today()
+        self._known_days.update(today + dt.timedelta(days=offset) for offset in range(-1, ahead + 1))
+
+    async def _prune(self, conn: asyncpg.Connection) -> None:
+        dropped = await db.prune(conn, retention_days=self.settings.retention.days)
+        self._known_days.difference_update(
+            dt.datetime.strptime(name[-8:], "%Y%m%d").date() for name in dropped
+        )
+
+    async def _drain_once_connected(self) -> bool:
+        while self._pool is None and not self._closing:
+            await asyncio.sleep(0.05)
+        return await self._drain()
+
+    async def _drain(self) -> bool:
+        """Write batches until the queue is empty. Raises on connection loss (rows are kept)."""
+        if self._pool is None:
+            return False
+        await self._write_side_rows()
+        while True:
+            with self._lock:
+                work = {
+                    table: [rows.popleft() for _ in range(min(len(rows), self._exporter.batch_rows))]
+                    for table, rows in self._queue.items()
+                    if rows
+                }
+                self._queued -= sum(len(rows) for rows in work.values())
+            if not work:
+                return True
+            results = await asyncio.gather(
+                *(self._write_table(table, rows) for table, rows in work.items()), return_exceptions=True
+            )
+            failures = [(table, result) for table, result in zip(work, results, strict=True) if result is not None]
+            for table, _ in failures:
+                self._requeue(table, work[table])
+            if failures:
+                raise failures[0][1]
+
+    def _requeue(self, table: str, rows: list[db.Row]) -> None:
+        """Put unwritten rows back at the head of the queue (the COPY that failed was rolled back)."""
+        with self._lock:
+            self._queue[table].extendleft(reversed(rows))
+            self._queued += len(rows)
+
+    async def _write_side_rows(self) -> None:
+        assert self._pool is not None
+        with self._lock:
+            pending = {table: dict(rows) for table, rows in self._side.items() if rows}
+        for table in db.SIDE_TABLES:
+            rows = pending.get(table)
+            if rows:
+                async with self._pool.acquire() as conn:
+                    await db.insert_side_rows(conn, table, list(rows.values()))
+                with self._lock:
+                    for row_id in rows:
+                        self._side[table].pop(row_id, None)
+                    self._known_side.update(rows)
+
+    async def _write_table(self, table: str, rows: list[db.Row]) -> None:
+        signal = SIGNAL_OF_TABLE[table]
+        rows = await self._rows_with_partitions(table, rows)
+        if rows:
+            stored = await self._copy_isolating_bad_rows(table, rows)
+            self.accounting.stored(signal, stored)
+
+    async def _rows_with_partitions(self, table: str, rows: list[db.Row]) -> list[db.Row]:
+        """Create missing partitions inside the retention window; drop (and count) rows outside it."""
+        days = {row[0].date() for row in rows}
+        missing = days - self._known_days
+        if not missing:
+            return rows
+        today = db.utc_today()
+        first = today - dt.timedelta(days=self.settings.retention.days)
+        last = today + dt.timedelta(days=_FUTURE_DAYS_ACCEPTED)
+        storable = {day for day in missing if first <= day <= last}
+        if storable:
+            assert self._pool is not None
+            async with self._pool.acquire() as conn:
+                await db.ensure_partitions(conn, min(storable), max(storable))
+            self._known_days.update(storable)
+        rejected = missing - storable
+        if not rejected:
+            return rows
+        kept = [row for row in rows if row[0].date() not in rejected]
+        self.accounting.dropped(SIGNAL_OF_TABLE[table], "timestamp_outside_retention", len(rows) - len(kept))
+        return kept
+
+    async def _copy_isolating_bad_rows(self, table: str, rows: list[db.Row]) -> int:
+        """COPY the rows; if PostgreSQL rejects the data, bisect so only the bad rows are dropped."""
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire() as conn:
+                await db.copy_rows(conn, table, rows)
+            return len(rows)
+        except Exception as exc:
+            if not db.is_data_error(exc):
+                raise
+            if len(rows) == 1:
+                self.accounting.dropped(SIGNAL_OF_TABLE[table], "rejected_by_database")
+                self._log.warning("pgotel: PostgreSQL rejected a %s row: %s", table, exc)
+                return 0
+            middle = len(rows) // 2
+            return await self._copy_isolating_bad_rows(table, rows[:middle]) + await self._copy_isolating_bad_rows(
+                table, rows[middle:]
+            )
+
+
+_shared_lock = threading.Lock()
+_shared: TelemetryWriter | None = None
+_users = 0
+
+
+def acquire_writer(settings: PgotelSettings) -> TelemetryWriter:
+    """The process's writer (created on first use, and again in a forked child)."""
+    global _shared, _users
+    with _shared_lock:
+        if _shared is None or _shared.pid != os.getpid():
+            _shared = TelemetryWriter(settings)
+            _shared.accounting.register_self_metrics()
+            _users = 0
+        _users += 1
+        return _shared
+
+
+def release_writer(writer: TelemetryWriter) -> None:
+    """Called by each exporter's shutdown; the last one closes the writer within its deadline."""
+    global _shared, _users
+    with _shared_lock:
+        if writer is not _shared:
+            return
+        _users -= 1
+        if _users > 0:
+            return
+        _shared = None
+    writer.close(writer.settings.exporter.shutdown_timeout_ms / 1000)
