@@ -191,14 +191,13 @@ class RowConverter:
             resource_id, service = self._resource(readable.resource, batch)
             scope_id = self._scope(readable.instrumentation_scope, batch)
             observed = record.observed_timestamp or record.timestamp or 0
-            timestamp = record.timestamp or observed
             trace_id = record.trace_id or 0
             span_id = record.span_id or 0
             batch.add(
                 "logs",
                 (
-                    ns_to_datetime(timestamp),
-                    timestamp,
+                    ns_to_datetime(record.timestamp or observed),
+                    record.timestamp,
                     observed,
                     uuid.UUID(int=trace_id) if trace_id else None,
                     signed64(span_id) if span_id else None,

@@ -54,7 +54,7 @@ CREATE INDEX spans_service_route ON pgotel.spans (service_name, http_route, star
 
 CREATE TABLE pgotel.logs (
     time                timestamptz NOT NULL,
-    time_unix_nano      bigint NOT NULL,
+    time_unix_nano      bigint,  -- NULL when the record had no timestamp (time then holds the observed time)
     observed_unix_nano  bigint NOT NULL,
     trace_id            uuid,
     span_id             bigint,
@@ -93,7 +93,7 @@ CREATE INDEX metric_series_name ON pgotel.metric_series (name, service_name);
 CREATE TABLE pgotel.metric_points (
     time            timestamptz NOT NULL,
     time_unix_nano  bigint NOT NULL,
-    start_unix_nano bigint NOT NULL,
+    start_unix_nano bigint,          -- NULL for gauges, which have no start
     series_id       uuid NOT NULL,
     value_int       bigint,
     value_double    double precision,

@@ -1,0 +1,28 @@
+"""Fixtures for exporter tests: settings pointing at a fresh database, and exporters that are shut down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pgotel.config import PgotelSettings, parse_settings
+
+
+def settings_for(dsn: str, **sections: Any) -> PgotelSettings:
+    return parse_settings({"database": {"dsn": dsn}, **sections}, source="test")
+
+
+@pytest.fixture
+def settings(dsn: str) -> PgotelSettings:
+    return settings_for(dsn)
+
+
+@pytest.fixture
+def shutdowns() -> Iterator[list[Any]]:
+    """Exporters appended here are shut down after the test, even when it fails."""
+    items: list[Any] = []
+    yield items
+    for item in items:
+        item.shutdown()
