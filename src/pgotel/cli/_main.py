@@ -1,0 +1,48 @@
+"""Argument parsing and dispatch; user-caused errors become one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from pgotel.cli import _db, _demo, _schema, _serve
+from pgotel.config import DEFAULT_CONFIG_FILE, PgotelConfigError
+from pgotel.db import EmbeddedPostgresError
+
+EXIT_CONFIG_ERROR = 2
+EXIT_DATABASE_ERROR = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config",
+        default=os.environ.get("OTEL_CONFIG_FILE", DEFAULT_CONFIG_FILE),
+        help="otel-config.yaml to read (default: $OTEL_CONFIG_FILE, else ./otel-config.yaml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="pgotel",
+        description="OpenTelemetry for FastAPI, stored in PostgreSQL, with a dashboard.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _demo.register(commands, parents=[config])
+    _serve.register(commands, parents=[config])
+    _schema.register(commands, parents=[config])
+    _db.register(commands, parents=[config])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pgotel` console script; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except PgotelConfigError as exc:
+        print(f"pgotel: {exc}", file=sys.stderr)
+        return EXIT_CONFIG_ERROR
+    except EmbeddedPostgresError as exc:
+        print(f"pgotel: {exc}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
+    return code
