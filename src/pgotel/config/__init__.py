@@ -22,6 +22,7 @@ from pgotel.config._model import (
     RedactionSettings,
     RetentionSettings,
 )
+from pgotel.config._redaction import Redactor
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
@@ -35,6 +36,7 @@ __all__ = [
     "PgotelConfigError",
     "PgotelSettings",
     "RedactionSettings",
+    "Redactor",
     "RetentionSettings",
     "activate",
     "active_settings",

@@ -1,0 +1,218 @@
+"""`pgotel.setup()`: builds the OTel providers from otel-config.yaml, instruments the app, returns the handle."""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from time import monotonic
+from typing import Any
+
+from anyio import to_thread
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.configuration.file import (
+    ConfigurationError,
+    configure_propagator,
+    create_logger_provider,
+    create_meter_provider,
+    create_resource,
+    create_tracer_provider,
+)
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from starlette.applications import Starlette
+
+from pgotel.config import (
+    DEFAULT_CONFIG_FILE,
+    LoadedConfig,
+    PgotelConfigError,
+    PgotelSettings,
+    Redactor,
+    activate,
+    load_config,
+)
+from pgotel.instrumentation import (
+    instrument_app,
+    instrument_clients,
+    instrument_logging,
+    pgotel_tracer_provider,
+    uninstrument_logging,
+    use_redactor,
+)
+
+_logger = logging.getLogger(__name__)
+# Shutdown waits for the exporters' own deadline, plus this much for the SDK's bookkeeping around it.
+_SHUTDOWN_MARGIN_S = 1.0
+_UNSET_GLOBAL_PROVIDERS = frozenset(
+    {
+        ("opentelemetry.metrics._internal", "_ProxyMeterProvider"),
+        ("opentelemetry._logs._internal", "ProxyLoggerProvider"),
+    }
+)
+
+
+class PgOtel:
+    """What `setup()` built: the three SDK providers, and the way to flush and stop them."""
+
+    def __init__(
+        self,
+        *,
+        config: LoadedConfig,
+        tracer_provider: TracerProvider,
+        meter_provider: MeterProvider,
+        logger_provider: LoggerProvider,
+        logging_handler: logging.Handler,
+    ) -> None:
+        self.config = config
+        self.tracer_provider = tracer_provider
+        self.meter_provider = meter_provider
+        self.logger_provider = logger_provider
+        self._logging_handler = logging_handler
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    @property
+    def settings(self) -> PgotelSettings:
+        return self.config.settings
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Export everything recorded so far; False when a signal did not finish within `timeout_millis`."""
+        deadline = monotonic() + timeout_millis / 1000
+        flushed = True
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            remaining_millis = max(0, int((deadline - monotonic()) * 1000))
+            try:
+                flushed = bool(provider.force_flush(remaining_millis)) and flushed
+            except Exception:
+                _logger.exception("pgotel: flushing %s failed", type(provider).__name__)
+                flushed = False
+        return flushed
+
+    def shutdown(self) -> None:
+        """Flush and stop the pipeline, within the exporter's shutdown deadline; later calls do nothing."""
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        uninstrument_logging(self._logging_handler)
+        pgotel_tracer_provider.unbind(self.tracer_provider)
+        atexit.unregister(self.shutdown)
+        timeout_s = self.settings.exporter.shutdown_timeout_ms / 1000 + _SHUTDOWN_MARGIN_S
+        worker = threading.Thread(target=self._shutdown_providers, name="pgotel-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():
+            _logger.warning("pgotel: telemetry shutdown did not finish within %.1f s; giving up", timeout_s)
+
+    def _shutdown_providers(self) -> None:
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            try:
+                provider.shutdown()
+            except Exception:
+                _logger.exception("pgotel: shutting down %s failed", type(provider).__name__)
+
+
+def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None = None) -> PgOtel:
+    """Wire OpenTelemetry as otel-config.yaml describes it, and instrument `app` if given.
+
+    `config` names the configuration file; without it, `OTEL_CONFIG_FILE`, then `otel-config.yaml`.
+    Raises PgotelConfigError, naming the file and the key, when the configuration cannot be used.
+    """
+    path = Path(config if config is not None else os.environ.get("OTEL_CONFIG_FILE") or DEFAULT_CONFIG_FILE)
+    loaded = load_config(path)
+    activate(loaded)
+    handle = _build_pipeline(loaded)
+    _set_globals_once(handle)
+    pgotel_tracer_provider.bind(handle.tracer_provider)
+    use_redactor(Redactor.from_settings(loaded.settings.redaction))
+    instrument_clients()
+    atexit.register(handle.shutdown)
+    if app is not None:
+        instrument_app(
+            app,
+            tracer_provider=handle.tracer_provider,
+            meter_provider=handle.meter_provider,
+            settings=loaded.settings,
+        )
+        _shutdown_with_app(app, handle)
+        _mount_dashboard(app, loaded.settings)
+    return handle
+
+
+def _build_pipeline(loaded: LoadedConfig) -> PgOtel:
+    otel = loaded.otel
+    built: list[TracerProvider | MeterProvider | LoggerProvider] = []
+    try:
+        resource = create_resource(otel.resource)
+        if loaded.settings.service_name:
+            resource = resource.merge(Resource({SERVICE_NAME: loaded.settings.service_name}))
+        built.append(create_tracer_provider(otel.tracer_provider, resource, otel.attribute_limits))
+        built.append(create_meter_provider(otel.meter_provider, resource))
+        built.append(create_logger_provider(otel.logger_provider, resource, otel.attribute_limits))
+        if otel.propagator is not None:
+            configure_propagator(otel.propagator)
+    except (ConfigurationError, TypeError, ValueError) as exc:
+        for provider in built:
+            provider.shutdown()
+        raise PgotelConfigError(f"{loaded.path}: cannot build the telemetry pipeline: {exc}") from exc
+    tracer_provider, meter_provider, logger_provider = built
+    # The handle's shutdown, registered once, replaces the providers' own unbounded exit hooks.
+    for provider in built:
+        atexit.unregister(provider.shutdown)
+    assert isinstance(tracer_provider, TracerProvider)
+    assert isinstance(meter_provider, MeterProvider)
+    assert isinstance(logger_provider, LoggerProvider)
+    return PgOtel(
+        config=loaded,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        logging_handler=instrument_logging(logger_provider),
+    )
+
+
+def _set_globals_once(handle: PgOtel) -> None:
+    """Make the handle's providers the global ones, unless the application already chose its own."""
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(handle.tracer_provider)
+    if _is_proxy(metrics.get_meter_provider()):
+        metrics.set_meter_provider(handle.meter_provider)
+    if _is_proxy(_logs.get_logger_provider()):
+        _logs.set_logger_provider(handle.logger_provider)
+
+
+def _is_proxy(provider: object) -> bool:
+    # The API exports no "is the global set" query; an unset global is its internal proxy class.
+    cls = type(provider)
+    return (cls.__module__, cls.__name__) in _UNSET_GLOBAL_PROVIDERS
+
+
+def _shutdown_with_app(app: Starlette, handle: PgOtel) -> None:
+    """Flush and stop the pipeline when the app's lifespan ends (uvicorn exit, TestClient close)."""
+    app_lifespan: Callable[[Any], AbstractAsyncContextManager[Any]] = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan_then_shutdown(lifespan_app: Any) -> AsyncIterator[Any]:
+        try:
+            async with app_lifespan(lifespan_app) as state:
+                yield state
+        finally:
+            await to_thread.run_sync(handle.shutdown)
+
+    app.router.lifespan_context = lifespan_then_shutdown
+
+
+def _mount_dashboard(app: Starlette, settings: PgotelSettings) -> None:
+    """The one place the dashboard joins the app: `pgotel.dashboard.mount(app, settings)`, once it exists."""
+    if not settings.dashboard.enabled:
+        return
+    mount = getattr(importlib.import_module("pgotel.dashboard"), "mount", None)
+    if mount is not None:
+        mount(app, settings)

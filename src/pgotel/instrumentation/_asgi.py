@@ -1,0 +1,171 @@
+"""The server-side telemetry of one HTTP request: a SERVER span, the duration histogram, trace headers.
+
+A lean ASGI middleware on the OTel API: one span per request (no ASGI send/receive spans), one
+`http.server.request.duration` measurement per request whether or not the trace is sampled, and the
+trace id returned to the client in `X-Trace-ID` and `traceresponse`.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter
+from typing import Any
+
+from opentelemetry import context, propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.metrics import Histogram
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pgotel.config import Redactor
+from pgotel.instrumentation._routes import RouteNamer
+
+TRACE_ID_HEADER = "X-Trace-ID"
+
+_logger = logging.getLogger(__name__)
+_KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"})
+# Request headers read by the middleware: the propagators' and the user agent. No other header is captured.
+_READ_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage", b"user-agent"})
+
+
+class ServerTelemetryMiddleware:
+    """Traces and measures every HTTP request to `app`, except those under `excluded_prefixes`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        tracer: trace.Tracer,
+        duration: Histogram,
+        routes: RouteNamer,
+        redactor: Redactor,
+        excluded_prefixes: tuple[str, ...],
+    ) -> None:
+        self.app = app
+        self._tracer = tracer
+        self._duration = duration
+        self._routes = routes
+        self._redactor = redactor
+        self._excluded_prefixes = excluded_prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # The dashboard's own requests (and its database queries) stay out of the telemetry it displays.
+        if scope["path"].startswith(self._excluded_prefixes):
+            token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                context.detach(token)
+            return
+        await self._traced(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = perf_counter()
+        root_path: str = scope.get("root_path", "")
+        method: str = scope["method"]
+        span_method = method if method in _KNOWN_METHODS else "HTTP"
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"] if name in _READ_HEADERS
+        }
+        parent = propagate.extract(headers)
+        span = self._tracer.start_span(
+            span_method, context=parent, kind=SpanKind.SERVER, attributes=self._request_attributes(scope, headers)
+        )
+        token = context.attach(trace.set_span_in_context(span, parent))
+        span_context = span.get_span_context()
+        trace_id = format(span_context.trace_id, "032x")
+        trace_headers = (
+            (b"x-trace-id", trace_id.encode()),
+            (
+                b"traceresponse",
+                f"00-{trace_id}-{span_context.span_id:016x}-{span_context.trace_flags:02x}".encode(),
+            ),
+        )
+        status_code = 0
+
+        async def send_with_trace_headers(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), *trace_headers]}
+            await send(message)
+
+        # Mounted FastAPI sub-apps must not add their native request telemetry on top of this span.
+        scope["fastapi.telemetry"] = None
+        error: BaseException | None = None
+        try:
+            await self.app(scope, receive, send_with_trace_headers)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            context.detach(token)
+            try:
+                self._finish(scope, root_path, method, span_method, span, status_code, error, started)
+            except Exception:
+                # A telemetry defect must not turn a served request into a failed one.
+                _logger.exception("pgotel: recording the request telemetry failed")
+
+    def _request_attributes(self, scope: Scope, headers: dict[str, str]) -> dict[str, Any]:
+        method: str = scope["method"]
+        attributes: dict[str, Any] = {
+            "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
+            "url.scheme": scope.get("scheme", "http"),
+            "url.path": scope["path"],
+            "network.protocol.version": scope.get("http_version", "1.1"),
+        }
+        if method not in _KNOWN_METHODS:
+            attributes["http.request.method_original"] = method
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            attributes["url.query"] = self._redactor.redact_url(query.decode("latin-1"))
+        server = scope.get("server")
+        if server:
+            attributes["server.address"] = server[0]
+            if server[1] is not None:
+                attributes["server.port"] = server[1]
+        client = scope.get("client")
+        if client:
+            attributes["client.address"] = client[0]
+        user_agent = headers.get("user-agent")
+        if user_agent:
+            attributes["user_agent.original"] = user_agent
+        return attributes
+
+    def _finish(
+        self,
+        scope: Scope,
+        root_path: str,
+        method: str,
+        span_method: str,
+        span: trace.Span,
+        status_code: int,
+        error: BaseException | None,
+        started: float,
+    ) -> None:
+        route = self._routes.name(scope, root_path)
+        attributes: dict[str, Any] = {
+            "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
+            "http.route": route,
+            "http.response.status_code": status_code or 500,
+        }
+        failed = error is not None or status_code >= 500 or status_code == 0
+        if failed:
+            attributes["error.type"] = _error_type(error) if error is not None else str(status_code or 500)
+        self._duration.record(perf_counter() - started, attributes)
+        if span.is_recording():
+            span.update_name(f"{span_method} {route}")
+            span.set_attributes(attributes)
+            if error is not None:
+                span.record_exception(error)
+            if failed:
+                span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+
+def _error_type(error: BaseException) -> str:
+    cls = type(error)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"

@@ -1,0 +1,81 @@
+"""The tracer provider behind `@traced` and the asyncpg/redis client spans, re-pointed by each `setup()`.
+
+Client libraries are instrumented once per process, but each `setup()` (and each test) brings its own
+SDK provider; the client spans follow whichever provider was bound last, or the global one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.util._decorator import _agnosticcontextmanager
+from opentelemetry.util.types import Attributes
+
+
+class BoundTracerProvider(trace.TracerProvider):
+    """A TracerProvider whose tracers delegate to the provider bound last (the global one by default)."""
+
+    def __init__(self) -> None:
+        self._target: trace.TracerProvider | None = None
+        self._generation = 0
+
+    def bind(self, provider: trace.TracerProvider | None) -> None:
+        """Send the spans of every tracer handed out so far, and later, to `provider` (None: the global)."""
+        self._target = provider
+        self._generation += 1
+
+    def unbind(self, provider: trace.TracerProvider) -> None:
+        """Fall back to the global provider, if `provider` is still the one bound."""
+        if self._target is provider:
+            self.bind(None)
+
+    @property
+    def target(self) -> trace.TracerProvider:
+        return self._target if self._target is not None else trace.get_tracer_provider()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Attributes = None,
+    ) -> trace.Tracer:
+        return _BoundTracer(self, instrumenting_module_name, instrumenting_library_version, schema_url, attributes)
+
+
+class _BoundTracer(trace.Tracer):
+    def __init__(
+        self,
+        owner: BoundTracerProvider,
+        name: str,
+        version: str | None,
+        schema_url: str | None,
+        attributes: Attributes,
+    ) -> None:
+        self._owner = owner
+        self._scope = (name, version, schema_url, attributes)
+        self._generation = -1
+        self._delegate: trace.Tracer = trace.NoOpTracer()
+
+    def _tracer(self) -> trace.Tracer:
+        if self._generation != self._owner.generation:
+            self._delegate = self._owner.target.get_tracer(*self._scope)
+            self._generation = self._owner.generation
+        return self._delegate
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+        return self._tracer().start_span(*args, **kwargs)
+
+    @_agnosticcontextmanager
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Iterator[trace.Span]:
+        with self._tracer().start_as_current_span(*args, **kwargs) as span:
+            yield span
+
+
+pgotel_tracer_provider = BoundTracerProvider()
