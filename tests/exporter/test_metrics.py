@@ -45,7 +45,8 @@ def _points(data: MetricsData) -> list[dict[str, Any]]:
                     elif isinstance(point, ExponentialHistogramDataPoint):
                         item.update(
                             count=point.count, sum=point.sum, min=point.min, max=point.max, scale=point.scale,
-                            zero_count=point.zero_count, positive=(point.positive.offset, list(point.positive.bucket_counts)),
+                            zero_count=point.zero_count,
+                            positive=(point.positive.offset, list(point.positive.bucket_counts)),
                             negative=(point.negative.offset, list(point.negative.bucket_counts)),
                         )  # fmt: skip
                     found.append(item)

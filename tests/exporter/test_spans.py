@@ -40,7 +40,9 @@ def _plain(value: Any) -> Any:
 
 
 def expected(span: ReadableSpan) -> dict[str, Any]:
-    assert span.context is not None and span.start_time is not None and span.end_time is not None
+    assert span.context is not None
+    assert span.start_time is not None
+    assert span.end_time is not None
     return {
         "trace_id": span.context.trace_id,
         "span_id": span.context.span_id,
@@ -56,7 +58,11 @@ def expected(span: ReadableSpan) -> dict[str, Any]:
         "attributes": _plain(dict(span.attributes or {})),
         "events": [(e.name, e.timestamp, _plain(dict(e.attributes or {}))) for e in span.events],
         "links": [
-            (f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}", _plain(dict(link.attributes or {})))
+            (
+                f"{link.context.trace_id:032x}",
+                f"{link.context.span_id:016x}",
+                _plain(dict(link.attributes or {})),
+            )
             for link in span.links
         ],
         "resource": _plain(dict(span.resource.attributes)),
@@ -154,7 +160,11 @@ async def test_http_server_span_fills_typed_columns(settings: PgotelSettings, co
         with tracer.start_as_current_span(
             "GET /items/{item_id}",
             kind=SpanKind.SERVER,
-            attributes={"http.request.method": "GET", "http.route": "/items/{item_id}", "http.response.status_code": 404},
+            attributes={
+                "http.request.method": "GET",
+                "http.route": "/items/{item_id}",
+                "http.response.status_code": 404,
+            },
         ):
             pass
         assert exporter.force_flush(10_000)

@@ -9,7 +9,16 @@ from pgotel.db._embedded import status as embedded_status
 from pgotel.db._embedded import stop as stop_embedded
 from pgotel.db._migrate import migrate, shipped_migrations
 from pgotel.db._retention import ensure_partitions, ensure_partitions_around_today, prune, utc_today
-from pgotel.db._write import COLUMNS, PARTITIONED_TABLES, SIDE_TABLES, Row, copy_rows, insert_side_rows, is_data_error
+from pgotel.db._write import (
+    COLUMNS,
+    PARTITIONED_TABLES,
+    SIDE_TABLES,
+    Row,
+    TelemetryStore,
+    copy_rows,
+    insert_side_rows,
+    is_data_error,
+)
 
 __all__ = [
     "COLUMNS",
@@ -19,6 +28,7 @@ __all__ = [
     "EmbeddedPostgresError",
     "EmbeddedServer",
     "Row",
+    "TelemetryStore",
     "connect",
     "copy_rows",
     "create_pool",

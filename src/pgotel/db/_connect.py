@@ -26,8 +26,6 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
 
 
 async def create_pool(dsn: str, *, size: int, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=size, server_settings=WRITER_SERVER_SETTINGS, **kwargs
-    )
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, server_settings=WRITER_SERVER_SETTINGS, **kwargs)
     assert pool is not None
     return pool

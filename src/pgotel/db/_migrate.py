@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 # Any constant unique to pgotel: serialises migrations across every process sharing the database.
 MIGRATION_LOCK_KEY = 0x70670_7E1
 
@@ -38,7 +40,7 @@ def shipped_migrations() -> list[Migration]:
     return sorted(found, key=lambda migration: migration.version)
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
+async def migrate(conn: Connection) -> list[str]:
     """Apply every shipped migration not yet applied; return the names applied now. Idempotent."""
     await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
     try:

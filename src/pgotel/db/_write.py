@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+
+from pgotel.config import DatabaseSettings
+from pgotel.db._connect import create_pool, resolve_dsn
+from pgotel.db._migrate import Connection, migrate
+from pgotel.db._retention import ensure_partitions, ensure_partitions_around_today, prune
 
 # Column order of every table the exporters write; row tuples follow it exactly.
 # Partitioned tables put their partition key (a timestamptz) first.
@@ -45,15 +52,18 @@ PARTITIONED_TABLES = ("spans", "logs", "metric_points", "histogram_points", "exp
 
 Row = tuple[Any, ...]
 
+
 # SQLSTATE classes meaning "this data cannot be stored", as opposed to "the database is unavailable".
 _DATA_ERROR_CLASSES = ("22", "23", "54")
 
 
-async def insert_side_rows(conn: asyncpg.Connection, table: str, rows: Sequence[Row]) -> None:
+async def insert_side_rows(conn: Connection, table: str, rows: Sequence[Row]) -> None:
     """Insert resources / scopes / series that may already exist (ids are content fingerprints)."""
     columns = COLUMNS[table]
     async with conn.transaction():
-        await conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS pending_{table} (LIKE pgotel.{table} INCLUDING DEFAULTS) ON COMMIT DROP")
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS pending_{table} (LIKE pgotel.{table} INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
         await conn.copy_records_to_table(f"pending_{table}", records=rows, columns=columns)
         names = ", ".join(columns)
         await conn.execute(
@@ -61,7 +71,7 @@ async def insert_side_rows(conn: asyncpg.Connection, table: str, rows: Sequence[
         )
 
 
-async def copy_rows(conn: asyncpg.Connection, table: str, rows: Sequence[Row]) -> None:
+async def copy_rows(conn: Connection, table: str, rows: Sequence[Row]) -> None:
     """Binary COPY of `rows` into the partitioned table `table` (all or nothing)."""
     await conn.copy_records_to_table(table, records=rows, columns=COLUMNS[table], schema_name="pgotel")
 
@@ -70,3 +80,47 @@ def is_data_error(exc: BaseException) -> bool:
     """True when PostgreSQL rejected the rows themselves (retrying them unchanged cannot succeed)."""
     state = getattr(exc, "sqlstate", None)
     return isinstance(exc, asyncpg.PostgresError) and isinstance(state, str) and state[:2] in _DATA_ERROR_CLASSES
+
+
+class TelemetryStore:
+    """The exporters' handle on PostgreSQL: a small pool, migrated, and the operations a writer needs."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, database: DatabaseSettings, *, timeout_s: float) -> TelemetryStore:
+        """Connect (starting the embedded server if configured) and apply pending migrations."""
+        dsn = await asyncio.to_thread(resolve_dsn, database)
+        pool = await create_pool(dsn, size=database.pool_size, timeout=timeout_s)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            pool.terminate()
+            raise
+        return cls(pool)
+
+    async def ensure_partitions(self, first_day: dt.date, last_day: dt.date) -> None:
+        async with self._pool.acquire() as conn:
+            await ensure_partitions(conn, first_day, last_day)
+
+    async def ensure_partitions_around_today(self, *, days_ahead: int) -> None:
+        async with self._pool.acquire() as conn:
+            await ensure_partitions_around_today(conn, days_ahead=days_ahead)
+
+    async def prune(self, *, retention_days: int) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return await prune(conn, retention_days=retention_days)
+
+    async def insert_side_rows(self, table: str, rows: Sequence[Row]) -> None:
+        async with self._pool.acquire() as conn:
+            await insert_side_rows(conn, table, rows)
+
+    async def copy_rows(self, table: str, rows: Sequence[Row]) -> None:
+        async with self._pool.acquire() as conn:
+            await copy_rows(conn, table, rows)
+
+    def terminate(self) -> None:
+        """Drop every connection at once (used on failure and at shutdown, where waiting is not an option)."""
+        self._pool.terminate()

@@ -64,10 +64,16 @@ class Accounting:
         """Expose the counters as OTel observable counters (`pgotel.exporter.*`) on the global meter."""
         meter = metrics.get_meter("pgotel.exporter")
         meter.create_observable_counter(
-            "pgotel.exporter.dropped", [self._observe_dropped], unit="{item}", description="Items dropped, by reason"
+            "pgotel.exporter.dropped",
+            [self._observe_dropped],
+            unit="{item}",
+            description="Items dropped, by reason",
         )
         meter.create_observable_counter(
-            "pgotel.exporter.sanitized", [self._observe_sanitized], unit="{item}", description="Values sanitized"
+            "pgotel.exporter.sanitized",
+            [self._observe_sanitized],
+            unit="{item}",
+            description="Values sanitized",
         )
         meter.create_observable_counter(
             "pgotel.exporter.stored", [self._observe_stored], unit="{item}", description="Items stored"

@@ -19,7 +19,12 @@ from opentelemetry.sdk.metrics import (
     ObservableUpDownCounter,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics.export import AggregationTemporality, MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -47,7 +52,9 @@ class _Pipeline:
         resolved = settings or active_settings()
         self.signal = signal
         self.writer: TelemetryWriter = acquire_writer(resolved)
-        encoder = ValueEncoder(signal, resolved.limits, Redactor.from_settings(resolved.redaction), self.writer.accounting)
+        encoder = ValueEncoder(
+            signal, resolved.limits, Redactor.from_settings(resolved.redaction), self.writer.accounting
+        )
         self.rows = RowConverter(encoder)
         self._shut_down = False
 

@@ -85,7 +85,12 @@ class RowConverter:
             attributes = dict(resource.attributes)
             service = str(attributes.get("service.name") or _UNKNOWN_SERVICE)
             row_id = fingerprint("resource", attributes, resource.schema_url)
-            row = (row_id, self._encode.text(service), self._encode.attributes(attributes), resource.schema_url or "")
+            row = (
+                row_id,
+                self._encode.text(service),
+                self._encode.attributes(attributes),
+                resource.schema_url or "",
+            )
             cached = (resource, row_id, row)
             self._resources[id(resource)] = cached
         batch.add_side("resources", cached[1], cached[2])
@@ -260,7 +265,12 @@ class RowConverter:
                     self._encode.attributes(attributes),
                 ),
             )
-            head = (ns_to_datetime(point.time_unix_nano), point.time_unix_nano, point.start_time_unix_nano, series_id)
+            head = (
+                ns_to_datetime(point.time_unix_nano),
+                point.time_unix_nano,
+                point.start_time_unix_nano,
+                series_id,
+            )
             exemplars = self._exemplars(point.exemplars)
             if isinstance(point, NumberPoint):
                 value = point.value
@@ -307,4 +317,3 @@ class RowConverter:
 def _finite(value: float | None) -> float | None:
     """Empty histograms report min=+inf / max=-inf; store them as NULL."""
     return value if value is not None and value not in (float("inf"), float("-inf")) else None
-

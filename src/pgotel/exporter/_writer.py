@@ -1,4 +1,4 @@
-"""The telemetry writer: one private asyncio loop thread per process owning an asyncpg pool.
+"""The telemetry writer: one private asyncio loop thread per process owning a `db.TelemetryStore` (asyncpg pool).
 
 Exporters hand it converted rows through `submit()`, which never blocks and never touches the network:
 rows wait in a bounded in-memory queue and a flush task COPYs them in batches. While PostgreSQL is
@@ -9,6 +9,7 @@ dropped and counted by reason, so every received item is either stored or counte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -17,10 +18,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import asyncpg
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
@@ -64,12 +64,13 @@ class TelemetryWriter:
         self._queued = 0
         self._known_side: set[uuid.UUID] = set()
         self._known_days: set[dt.date] = set()
-        self._pool: asyncpg.Pool | None = None
+        self._store: db.TelemetryStore | None = None
         self._connected = threading.Event()
         self._closing = False
         self._log = _RateLimitedLog()
         self._loop = asyncio.new_event_loop()
         self._wakeup = asyncio.Event()
+        self._ready = asyncio.Event()  # set while connected; the loop-side twin of `_connected`
         self._thread = threading.Thread(target=self._run, name="pgotel-writer", daemon=True)
         self._thread.start()
 
@@ -161,17 +162,17 @@ class TelemetryWriter:
         last_partitions = last_prune = 0.0
         while not self._closing:
             try:
-                if self._pool is None:
-                    await self._connect()
+                if self._store is None:
+                    self._store = await self._connect()
                     backoff = 0.1
                     last_partitions = last_prune = time.monotonic()
                 await self._drain()
                 now = time.monotonic()
                 if now - last_partitions >= _PARTITION_CHECK_INTERVAL_S:
-                    await self._with_conn(self._ensure_partitions)
+                    await self._ensure_partitions(self._store)
                     last_partitions = now
                 if now - last_prune >= _PRUNE_INTERVAL_S:
-                    await self._with_conn(self._prune)
+                    await self._prune(self._store)
                     last_prune = now
                 await self._sleep(self._exporter.flush_interval_ms / 1000)
             except Exception as exc:
@@ -183,59 +184,49 @@ class TelemetryWriter:
 
     async def _sleep(self, seconds: float) -> None:
         self._wakeup.clear()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
-    async def _connect(self) -> None:
-        dsn = await asyncio.to_thread(db.resolve_dsn, self.settings.database)
-        pool = await db.create_pool(dsn, size=self.settings.database.pool_size, timeout=5)
+    async def _connect(self) -> db.TelemetryStore:
+        store = await db.TelemetryStore.open(self.settings.database, timeout_s=5)
         try:
-            async with pool.acquire() as conn:
-                await db.migrate(conn)
-                await self._ensure_partitions(conn)
-                await self._prune(conn)
+            await self._ensure_partitions(store)
+            await self._prune(store)
         except BaseException:
-            pool.terminate()
+            store.terminate()
             raise
         self._known_side.clear()
-        self._pool = pool
         self._connected.set()
+        self._ready.set()
+        return store
 
     async def _disconnect(self) -> None:
         self._connected.clear()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.terminate()
+        self._ready.clear()
+        store, self._store = self._store, None
+        if store is not None:
+            store.terminate()
 
-    async def _with_conn(self, action: Callable[[asyncpg.Connection], Awaitable[object]]) -> None:
-        assert self._pool is not None
-        async with self._pool.acquire() as conn:
-            await action(conn)
-
-    async def _ensure_partitions(self, conn: asyncpg.Connection) -> None:
+    async def _ensure_partitions(self, store: db.TelemetryStore) -> None:
         ahead = self.settings.retention.partitions_ahead_days
-        await db.ensure_partitions_around_today(conn, days_ahead=ahead)
+        await store.ensure_partitions_around_today(days_ahead=ahead)
         today = db.utc_today()
         self._known_days.update(today + dt.timedelta(days=offset) for offset in range(-1, ahead + 1))
 
-    async def _prune(self, conn: asyncpg.Connection) -> None:
-        dropped = await db.prune(conn, retention_days=self.settings.retention.days)
-        self._known_days.difference_update(
-            dt.datetime.strptime(name[-8:], "%Y%m%d").date() for name in dropped
-        )
+    async def _prune(self, store: db.TelemetryStore) -> None:
+        dropped = await store.prune(retention_days=self.settings.retention.days)
+        self._known_days.difference_update(dt.datetime.strptime(name[-8:], "%Y%m%d").date() for name in dropped)
 
     async def _drain_once_connected(self) -> bool:
-        while self._pool is None and not self._closing:
-            await asyncio.sleep(0.05)
+        await self._ready.wait()
         return await self._drain()
 
     async def _drain(self) -> bool:
         """Write batches until the queue is empty. Raises on connection loss (rows are kept)."""
-        if self._pool is None:
+        store = self._store
+        if store is None:
             return False
-        await self._write_side_rows()
+        await self._write_side_rows(store)
         while True:
             with self._lock:
                 work = {
@@ -247,7 +238,7 @@ class TelemetryWriter:
             if not work:
                 return True
             results = await asyncio.gather(
-                *(self._write_table(table, rows) for table, rows in work.items()), return_exceptions=True
+                *(self._write_table(store, table, rows) for table, rows in work.items()), return_exceptions=True
             )
             failures = [(table, result) for table, result in zip(work, results, strict=True) if result is not None]
             for table, _ in failures:
@@ -261,28 +252,26 @@ class TelemetryWriter:
             self._queue[table].extendleft(reversed(rows))
             self._queued += len(rows)
 
-    async def _write_side_rows(self) -> None:
-        assert self._pool is not None
+    async def _write_side_rows(self, store: db.TelemetryStore) -> None:
         with self._lock:
             pending = {table: dict(rows) for table, rows in self._side.items() if rows}
         for table in db.SIDE_TABLES:
             rows = pending.get(table)
             if rows:
-                async with self._pool.acquire() as conn:
-                    await db.insert_side_rows(conn, table, list(rows.values()))
+                await store.insert_side_rows(table, list(rows.values()))
                 with self._lock:
                     for row_id in rows:
                         self._side[table].pop(row_id, None)
                     self._known_side.update(rows)
 
-    async def _write_table(self, table: str, rows: list[db.Row]) -> None:
+    async def _write_table(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> None:
         signal = SIGNAL_OF_TABLE[table]
-        rows = await self._rows_with_partitions(table, rows)
+        rows = await self._rows_with_partitions(store, table, rows)
         if rows:
-            stored = await self._copy_isolating_bad_rows(table, rows)
+            stored = await self._copy_isolating_bad_rows(store, table, rows)
             self.accounting.stored(signal, stored)
 
-    async def _rows_with_partitions(self, table: str, rows: list[db.Row]) -> list[db.Row]:
+    async def _rows_with_partitions(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> list[db.Row]:
         """Create missing partitions inside the retention window; drop (and count) rows outside it."""
         days = {row[0].date() for row in rows}
         missing = days - self._known_days
@@ -293,9 +282,7 @@ class TelemetryWriter:
         last = today + dt.timedelta(days=_FUTURE_DAYS_ACCEPTED)
         storable = {day for day in missing if first <= day <= last}
         if storable:
-            assert self._pool is not None
-            async with self._pool.acquire() as conn:
-                await db.ensure_partitions(conn, min(storable), max(storable))
+            await store.ensure_partitions(min(storable), max(storable))
             self._known_days.update(storable)
         rejected = missing - storable
         if not rejected:
@@ -304,12 +291,13 @@ class TelemetryWriter:
         self.accounting.dropped(SIGNAL_OF_TABLE[table], "timestamp_outside_retention", len(rows) - len(kept))
         return kept
 
-    async def _copy_isolating_bad_rows(self, table: str, rows: list[db.Row]) -> int:
-        """COPY the rows; if PostgreSQL rejects the data, bisect so only the bad rows are dropped."""
-        assert self._pool is not None
+    async def _copy_isolating_bad_rows(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> int:
+        """COPY the rows; if PostgreSQL rejects the data, bisect so only the bad rows are dropped.
+
+        A connection loss during the bisection re-queues the whole batch, so the part already stored
+        may be written twice: a rare data error coinciding with an outage costs a duplicate, never a loss."""
         try:
-            async with self._pool.acquire() as conn:
-                await db.copy_rows(conn, table, rows)
+            await store.copy_rows(table, rows)
             return len(rows)
         except Exception as exc:
             if not db.is_data_error(exc):
@@ -319,9 +307,8 @@ class TelemetryWriter:
                 self._log.warning("pgotel: PostgreSQL rejected a %s row: %s", table, exc)
                 return 0
             middle = len(rows) // 2
-            return await self._copy_isolating_bad_rows(table, rows[:middle]) + await self._copy_isolating_bad_rows(
-                table, rows[middle:]
-            )
+            first = await self._copy_isolating_bad_rows(store, table, rows[:middle])
+            return first + await self._copy_isolating_bad_rows(store, table, rows[middle:])
 
 
 _shared_lock = threading.Lock()

@@ -1,0 +1,119 @@
+"""One malformed value is sanitized or dropped-and-counted; it never loses the rest of its batch."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pgotel.config import PgotelSettings
+from pgotel.exporter import PostgresMetricExporter, PostgresSpanExporter
+
+from .conftest import settings_for
+
+
+def _spans_with_bad_values() -> InMemorySpanExporter:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=SpanLimits(max_attributes=10_000, max_attribute_length=None))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("bad-input")
+    for index in range(5):
+        with tracer.start_as_current_span(f"good-{index}", attributes={"index": index}):
+            pass
+    with tracer.start_as_current_span("nul\x00in-name", attributes={"nul": "a\x00b"}):
+        pass
+    with tracer.start_as_current_span("huge", attributes={"blob": "x" * 2_000_000}):
+        pass
+    with tracer.start_as_current_span("many", attributes={f"k{i}": i for i in range(5_000)}):
+        pass
+    with tracer.start_as_current_span("nan", attributes={"nan": float("nan"), "inf": float("-inf")}):
+        pass
+    with tracer.start_as_current_span("big-int", attributes={"big": 2**70}):
+        pass
+    with tracer.start_as_current_span("surrogate", attributes={"text": "bad \udc80 surrogate"}):
+        pass
+    with tracer.start_as_current_span("epoch", start_time=1, attributes={"too_old": True}) as span:
+        span.end(end_time=2)
+    return memory
+
+
+async def test_bad_values_are_sanitized_and_the_batch_survives(
+    settings: PgotelSettings, conn: asyncpg.Connection
+) -> None:
+    spans = _spans_with_bad_values().get_finished_spans()
+    exporter = PostgresSpanExporter(settings=settings)
+    try:
+        exporter.export(spans)  # one batch holding every bad value
+        assert exporter.force_flush(10_000)
+        names = {row["name"] for row in await conn.fetch("SELECT name FROM pgotel.spans")}
+        assert names == {f"good-{i}" for i in range(5)} | {
+            "nul\ufffdin-name",
+            "huge",
+            "many",
+            "nan",
+            "big-int",
+            "surrogate",
+        }
+        attributes = {r["name"]: json.loads(r["attributes"]) for r in await conn.fetch("SELECT * FROM pgotel.spans")}
+        assert attributes["nul\ufffdin-name"] == {"nul": "a\ufffdb"}
+        assert len(attributes["huge"]["blob"]) == settings.limits.max_value_length
+        assert len(attributes["many"]) == settings.limits.max_attributes
+        assert attributes["nan"] == {"nan": "nan", "inf": "-inf"}
+        assert attributes["big-int"] == {"big": 2**70}
+        assert attributes["surrogate"] == {"text": "bad ? surrogate"}
+        counts = exporter.writer.accounting.snapshot()
+        assert counts["received"]["spans"] == len(spans)
+        assert counts["stored"]["spans"] == len(spans) - 1
+        assert counts["dropped"] == {"spans/timestamp_outside_retention": 1}
+        assert counts["sanitized"]["spans/nul_byte"] == 2
+        assert counts["sanitized"]["spans/value_too_long"] == 1
+        assert counts["sanitized"]["spans/too_many_attributes"] == 5_000 - settings.limits.max_attributes
+        assert counts["sanitized"]["spans/non_finite_number"] == 2
+        assert counts["sanitized"]["spans/invalid_unicode"] == 1
+    finally:
+        exporter.shutdown()
+
+
+async def test_out_of_range_metric_value_is_stored_as_double(dsn: str, conn: asyncpg.Connection) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    counter = provider.get_meter("big").create_counter("bytes.total")
+    counter.add(2**70)
+    counter.add(5, {"other": "series"})
+    exporter = PostgresMetricExporter(settings=settings_for(dsn))
+    try:
+        data = reader.get_metrics_data()
+        assert data is not None
+        exporter.export(data)
+        assert exporter.force_flush(10_000)
+        values = {(r["value_int"], r["value_double"]) for r in await conn.fetch("SELECT * FROM pgotel.metric_points")}
+        assert values == {(None, float(2**70)), (5, None)}
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
+
+
+async def test_a_row_postgresql_rejects_is_dropped_alone(settings: PgotelSettings, conn: asyncpg.Connection) -> None:
+    """A constraint the converter cannot know about: only the offending row is lost, and it is counted."""
+    await conn.execute("ALTER TABLE pgotel.spans ADD CONSTRAINT no_forbidden CHECK (name <> 'forbidden')")
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("reject")
+    for name in ("a", "b", "forbidden", "c", "d", "e", "f"):
+        with tracer.start_as_current_span(name):
+            pass
+    exporter = PostgresSpanExporter(settings=settings)
+    try:
+        exporter.export(memory.get_finished_spans())
+        assert exporter.force_flush(10_000)
+        names = sorted(r[0] for r in await conn.fetch("SELECT name FROM pgotel.spans"))
+        assert names == ["a", "b", "c", "d", "e", "f"]
+        assert exporter.writer.accounting.snapshot()["dropped"] == {"spans/rejected_by_database": 1}
+    finally:
+        exporter.shutdown()

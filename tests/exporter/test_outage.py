@@ -1,0 +1,108 @@
+"""PostgreSQL down at startup, stopped under load, or gone at shutdown: the app never notices,
+and every span is either stored or counted as dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from pathlib import Path
+
+import asyncpg
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from pgotel import db
+from pgotel.exporter import PostgresSpanExporter, TelemetryWriter
+
+from .conftest import settings_for
+
+_OUTAGE_S = 20.0
+_SPANS_PER_S = 200
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def _wait_until(predicate: object, *, seconds: float) -> bool:
+    for _ in range(int(seconds * 10)):
+        if predicate():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_postgres_stopped_under_load_loses_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "outage-pg"
+    port = _free_port()
+    server = db.start_embedded(data_dir, port=port)
+    exporter = PostgresSpanExporter(settings=settings_for(server.dsn))
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    tracer = provider.get_tracer("load")
+    emitted = 0
+    stop = threading.Event()
+
+    def produce() -> None:
+        nonlocal emitted
+        while not stop.is_set():
+            for _ in range(_SPANS_PER_S // 10):
+                with tracer.start_as_current_span("request"):
+                    pass
+                emitted += 1
+            stop.wait(0.1)
+
+    producer = threading.Thread(target=produce)
+    try:
+        assert await _wait_until(lambda: exporter.writer.connected, seconds=30)
+        producer.start()
+        await asyncio.sleep(2)
+        db.stop_embedded(data_dir)
+        await asyncio.sleep(_OUTAGE_S)
+        assert not exporter.writer.connected
+        db.start_embedded(data_dir, port=port)
+        await asyncio.sleep(2)
+        stop.set()
+        producer.join()
+        assert provider.force_flush(30_000)
+        assert exporter.force_flush(30_000)
+        conn = await asyncpg.connect(server.dsn)
+        try:
+            stored = await conn.fetchval("SELECT count(*) FROM pgotel.spans")
+        finally:
+            await conn.close()
+        counts = exporter.writer.accounting.snapshot()
+        assert emitted > _SPANS_PER_S * _OUTAGE_S
+        assert counts["received"]["spans"] == emitted
+        assert stored == emitted - exporter.writer.accounting.dropped_total("spans")
+        assert counts["dropped"] == {}  # the queue holds a 20 s outage at this rate
+        assert counts["stored"]["spans"] == stored
+    finally:
+        stop.set()
+        provider.shutdown()
+        db.stop_embedded(data_dir)
+
+
+def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded() -> None:
+    settings = settings_for(f"postgresql://nobody@127.0.0.1:{_free_port()}/none", exporter={"shutdown_timeout_ms": 500})
+    exporter = PostgresSpanExporter(settings=settings)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
+    tracer = provider.get_tracer("unreachable")
+    for _ in range(25):
+        with tracer.start_as_current_span("request"):
+            pass
+    writer: TelemetryWriter = exporter.writer
+    provider.force_flush(5_000)  # hands every span to the exporter, which queues them
+    assert not exporter.force_flush(300)
+    assert writer.queued == 25
+    finisher = threading.Thread(target=provider.shutdown)
+    finisher.start()
+    finisher.join(timeout=30)
+    assert not finisher.is_alive(), "shutdown must return even though PostgreSQL never answered"
+    counts = writer.accounting.snapshot()
+    assert counts["received"]["spans"] == 25
+    assert counts["dropped"] == {"spans/shutdown_deadline": 25}
