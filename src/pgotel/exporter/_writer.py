@@ -71,6 +71,8 @@ class TelemetryWriter:
         self._loop = asyncio.new_event_loop()
         self._wakeup = asyncio.Event()
         self._ready = asyncio.Event()  # set while connected; the loop-side twin of `_connected`
+        # One drain at a time: a flush must not return while another drain's COPY is still in flight.
+        self._drain_lock = asyncio.Lock()
         self._thread = threading.Thread(target=self._run, name="pgotel-writer", daemon=True)
         self._thread.start()
 
@@ -223,10 +225,15 @@ class TelemetryWriter:
 
     async def _drain(self) -> bool:
         """Write batches until the queue is empty. Raises on connection loss (rows are kept)."""
-        store = self._store
-        if store is None:
-            return False
-        await self._write_side_rows(store)
+        async with self._drain_lock:
+            store = self._store
+            if store is None:
+                return False
+            await self._write_side_rows(store)
+            await self._write_batches(store)
+            return True
+
+    async def _write_batches(self, store: db.TelemetryStore) -> None:
         while True:
             with self._lock:
                 work = {
@@ -236,7 +243,7 @@ class TelemetryWriter:
                 }
                 self._queued -= sum(len(rows) for rows in work.values())
             if not work:
-                return True
+                return
             results = await asyncio.gather(
                 *(self._write_table(store, table, rows) for table, rows in work.items()), return_exceptions=True
             )
