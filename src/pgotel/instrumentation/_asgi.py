@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgotel.config import Redactor
-from pgotel.instrumentation._routes import RouteNamer
+from pgotel.instrumentation._routes import RouteNamer, new_route_report
 
 TRACE_ID_HEADER = "X-Trace-ID"
 
@@ -93,8 +93,8 @@ class ServerTelemetryMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), *trace_headers]}
             await send(message)
 
-        # Mounted FastAPI sub-apps must not add their native request telemetry on top of this span.
-        scope["fastapi.telemetry"] = None
+        report = new_route_report(span_method)
+        scope["fastapi.telemetry"] = report
         error: BaseException | None = None
         try:
             await self.app(scope, receive, send_with_trace_headers)
@@ -104,7 +104,8 @@ class ServerTelemetryMiddleware:
         finally:
             context.detach(token)
             try:
-                self._finish(scope, root_path, method, span_method, span, status_code, error, started)
+                route = self._routes.name(scope, root_path, report)
+                self._finish(route, method, span_method, span, status_code, error, started)
             except Exception:
                 # A telemetry defect must not turn a served request into a failed one.
                 _logger.exception("pgotel: recording the request telemetry failed")
@@ -137,8 +138,7 @@ class ServerTelemetryMiddleware:
 
     def _finish(
         self,
-        scope: Scope,
-        root_path: str,
+        route: str,
         method: str,
         span_method: str,
         span: trace.Span,
@@ -146,7 +146,6 @@ class ServerTelemetryMiddleware:
         error: BaseException | None,
         started: float,
     ) -> None:
-        route = self._routes.name(scope, root_path)
         attributes: dict[str, Any] = {
             "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
             "http.route": route,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import re
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from starlette.routing import Mount
@@ -12,6 +13,18 @@ OVERFLOW_ROUTE = "/:other"
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 _LONG_HEX = re.compile(r"[0-9a-fA-F]{16,}")
+
+
+def _fastapi_route_report_type() -> Callable[..., Any] | None:
+    try:
+        module = importlib.import_module("fastapi.telemetry._api")
+    except ImportError:  # FastAPI before its native telemetry: Starlette's scope["route"] is all there is
+        return None
+    report_type: Callable[..., Any] | None = getattr(module, "_RequestTelemetry", None)
+    return report_type
+
+
+_ROUTE_REPORT_TYPE = _fastapi_route_report_type()
 
 
 def normalise_path(path: str) -> str:
@@ -30,6 +43,16 @@ def _normalise_segment(segment: str) -> str:
     return segment
 
 
+def new_route_report(method: str) -> Any:
+    """A slot, stored as scope["fastapi.telemetry"], that FastAPI's router fills with the full route template.
+
+    FastAPI composes included routers lazily, so the route it leaves in scope["route"] lacks the prefixes of
+    the routers that include it; only what it reports to its telemetry slot is the template a user wrote.
+    An empty slot (no span, no logger) also keeps FastAPI's native telemetry out of mounted sub-apps.
+    """
+    return None if _ROUTE_REPORT_TYPE is None else _ROUTE_REPORT_TYPE(span=None, span_method=method, data=None)
+
+
 class RouteNamer:
     """Names a finished request: its route template, else its normalised path, at most `max_routes` of those."""
 
@@ -39,8 +62,11 @@ class RouteNamer:
         self._max_routes = max_routes
         self._normalised: set[str] = set()
 
-    def name(self, scope: MutableMapping[str, Any], root_path: str) -> str:
+    def name(self, scope: MutableMapping[str, Any], root_path: str, report: Any = None) -> str:
         """The route of `scope` after routing; `root_path` is the app's own root path, before any mount."""
+        reported = getattr(report, "route", None)
+        if isinstance(reported, str):
+            return reported
         route = scope.get("route")
         template = getattr(route, "path_format", None)
         if isinstance(template, str):
