@@ -38,6 +38,7 @@ from pgotel.config import (
     activate,
     load_config,
 )
+from pgotel.exporter import flush_shared_writer
 from pgotel.instrumentation import (
     instrument_app,
     instrument_clients,
@@ -93,7 +94,7 @@ class PgOtel:
             except Exception:
                 _logger.exception("pgotel: flushing %s failed", type(provider).__name__)
                 flushed = False
-        return flushed
+        return flush_shared_writer(max(0.0, deadline - monotonic())) and flushed
 
     def shutdown(self) -> None:
         """Flush and stop the pipeline, within the exporter's shutdown deadline; later calls do nothing."""

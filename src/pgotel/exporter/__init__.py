@@ -9,7 +9,7 @@ from pgotel.exporter._exporters import (
     PostgresMetricExporter,
     PostgresSpanExporter,
 )
-from pgotel.exporter._writer import TelemetryWriter
+from pgotel.exporter._writer import TelemetryWriter, flush_shared_writer
 
 __all__ = [
     "DELTA_PREFERENCE",
@@ -18,4 +18,5 @@ __all__ = [
     "PostgresMetricExporter",
     "PostgresSpanExporter",
     "TelemetryWriter",
+    "flush_shared_writer",
 ]

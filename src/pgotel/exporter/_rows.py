@@ -142,7 +142,7 @@ class RowConverter:
                     (context.trace_state.to_header() or None) if context.trace_state else None,
                     int(context.trace_flags),
                     text(span.name) or "",
-                    span.kind.value,
+                    span.kind.value + 1,  # OTLP numbering: 1 internal, 2 server, 3 client, ...
                     span.status.status_code.value,
                     text(span.status.description),
                     service,

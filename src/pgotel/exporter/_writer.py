@@ -335,6 +335,14 @@ def acquire_writer(settings: PgotelSettings) -> TelemetryWriter:
         return _shared
 
 
+def flush_shared_writer(timeout_s: float) -> bool:
+    """Write what the process's writer holds (the SDK's batch processors hand rows over but never wait
+    for them to be stored); True when there is no writer in this process."""
+    with _shared_lock:
+        writer = _shared if _shared is not None and _shared.pid == os.getpid() else None
+    return True if writer is None else writer.flush(timeout_s)
+
+
 def release_writer(writer: TelemetryWriter) -> None:
     """Called by each exporter's shutdown; the last one closes the writer within its deadline."""
     global _shared, _users

@@ -31,8 +31,8 @@ CREATE TABLE pgotel.spans (
     trace_state        text,
     trace_flags        smallint NOT NULL DEFAULT 0,
     name               text NOT NULL,
-    kind               smallint NOT NULL,
-    status_code        smallint NOT NULL,
+    kind               smallint NOT NULL,  -- OTLP SpanKind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer
+    status_code        smallint NOT NULL,  -- 0 unset, 1 ok, 2 error
     status_message     text,
     service_name       text NOT NULL,
     resource_id        uuid NOT NULL,

@@ -1,0 +1,83 @@
+"""Replacing `pgotel: {}` by `otlp_http: {endpoint: ...}` sends OTLP/HTTP to that endpoint instead."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+import pgotel
+
+
+class _Receiver(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.bodies: dict[str, list[bytes]] = {}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.bodies.setdefault(self.path, []).append(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    server = _Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def _otlp_config(repo_root: Path, tmp_path: Path, base: str) -> Path:
+    text = (repo_root / "otel-config.yaml").read_text()
+    exporter_line = re.compile(r"^(\s+)pgotel: \{\}$", re.MULTILINE)
+    for signal in ("traces", "metrics", "logs"):
+        text = exporter_line.sub(rf"\1otlp_http: {{endpoint: {base}/v1/{signal}}}", text, count=1)
+    assert not exporter_line.search(text)
+    path = tmp_path / "otel-config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_otlp_http_exporter_receives_all_three_signals(receiver: _Receiver, repo_root: Path, tmp_path: Path) -> None:
+    base = f"http://127.0.0.1:{receiver.server_address[1]}"
+    handle = pgotel.setup(config=_otlp_config(repo_root, tmp_path, base))
+    try:
+        with handle.tracer_provider.get_tracer("swap").start_as_current_span("sent-over-otlp"):
+            logging.getLogger("swap.app").warning("a log line over otlp")
+        handle.meter_provider.get_meter("swap").create_counter("swap.count").add(3)
+        assert handle.force_flush(10_000)
+    finally:
+        handle.shutdown()
+
+    traces = ExportTraceServiceRequest.FromString(receiver.bodies["/v1/traces"][0])
+    names = [span.name for rs in traces.resource_spans for ss in rs.scope_spans for span in ss.spans]
+    assert "sent-over-otlp" in names
+    logs = ExportLogsServiceRequest()
+    for body in receiver.bodies["/v1/logs"]:
+        logs.MergeFromString(body)
+    bodies = [r.body.string_value for rl in logs.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    assert "a log line over otlp" in bodies
+    metrics = ExportMetricsServiceRequest()
+    for body in receiver.bodies["/v1/metrics"]:
+        metrics.MergeFromString(body)
+    metric_names = {m.name for rm in metrics.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert "swap.count" in metric_names
