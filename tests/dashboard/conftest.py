@@ -81,6 +81,7 @@ class FakeDashboardData:
             },
         ]
         self.endpoint_calls: list[tuple[int, int, str, str]] = []
+        self.timeseries: dict[tuple[str, int], list[dict[str, Any]]] = {}
 
     async def summary(self, period_hours: int) -> Mapping[str, Any]:
         return self.summaries.get(period_hours, {"api": {"request_count": 0}})
@@ -98,13 +99,21 @@ class FakeDashboardData:
         return self.hotspot_rows
 
 
-def fake_api_router() -> APIRouter:
-    """Stands in for the JSON API: one GET route with a validated parameter, one POST route."""
+def fake_api_router(data: FakeDashboardData) -> APIRouter:
+    """Stands in for the JSON API, answering from `data`: GET routes with validated parameters, one POST."""
     router = APIRouter()
 
     @router.get("/summary")
-    async def summary(period_hours: int = Query(1, ge=1, le=168)) -> dict[str, Any]:
-        return SUMMARY
+    async def summary(period_hours: int = Query(1, ge=1, le=168)) -> Mapping[str, Any]:
+        return await data.summary(period_hours)
+
+    @router.get("/performance/endpoints")
+    async def endpoints(period_hours: int = Query(1, ge=1, le=168)) -> Sequence[Mapping[str, Any]]:
+        return await data.endpoints(period_hours, 100, "request_count", "desc")
+
+    @router.get("/timeseries/{kind}")
+    async def timeseries(kind: str, period_hours: int = Query(1, ge=1, le=168)) -> dict[str, Any]:
+        return {"points": data.timeseries.get((kind, period_hours), [])}
 
     @router.post("/alerts/{alert_id}/acknowledge")
     async def acknowledge(alert_id: int) -> dict[str, Any]:
@@ -124,13 +133,8 @@ def build_app(settings: PgotelSettings, data: FakeDashboardData | None = None) -
     async def hello() -> dict[str, str]:
         return {"hello": "world"}
 
-    install_dashboard(
-        app,
-        settings,
-        api_router=fake_api_router(),
-        data=data or FakeDashboardData(),
-        pool=DashboardPool(settings.database),
-    )
+    data = data or FakeDashboardData()
+    install_dashboard(app, settings, api_router=fake_api_router(data), data=data, pool=DashboardPool(settings.database))
     return app
 
 
