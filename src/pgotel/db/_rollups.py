@@ -43,9 +43,7 @@ class RollupHistogram:
         return self.zero_count + sum(self.counts)
 
 
-def merge_histograms(
-    added: Iterable[RollupHistogram], subtracted: Iterable[RollupHistogram] = ()
-) -> RollupHistogram:
+def merge_histograms(added: Iterable[RollupHistogram], subtracted: Iterable[RollupHistogram] = ()) -> RollupHistogram:
     """Sum of `added` minus sum of `subtracted`, bucket by bucket, trimmed of empty end buckets."""
     buckets: dict[int, int] = {}
     zero = 0
