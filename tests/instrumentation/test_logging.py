@@ -1,0 +1,99 @@
+"""Stdlib logging and structlog into the OTel logs signal, correlated with the request's trace."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+from fastapi import FastAPI
+
+from pgotel.instrumentation import add_trace_context, instrument_logging, redact_secrets, uninstrument_logging
+from tests.instrumentation.conftest import Telemetry, client_for, instrumented
+
+
+@pytest.fixture
+def exported_logs(telemetry: Telemetry) -> Iterator[Telemetry]:
+    handler = instrument_logging(telemetry.logger_provider)
+    yield telemetry
+    uninstrument_logging(handler)
+
+
+@pytest.fixture
+def stdlib_structlog() -> Iterator[None]:
+    """structlog as a user would configure it on top of stdlib logging, with pgotel's processors."""
+    structlog.configure(
+        processors=[add_trace_context, redact_secrets, structlog.stdlib.render_to_log_kwargs],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    yield
+    structlog.reset_defaults()
+
+
+async def test_logs_inside_a_request_carry_its_trace_id(exported_logs: Telemetry, stdlib_structlog: None) -> None:
+    app = FastAPI()
+
+    @app.get("/checkout")
+    async def checkout() -> str:
+        logging.getLogger("shop.checkout").warning("payment declined for %s", "order-7")
+        structlog.get_logger("shop.audit").warning("checkout failed", order_id=7)
+        return "ok"
+
+    instrumented(app, exported_logs)
+    async with client_for(app) as client:
+        response = await client.get("/checkout")
+
+    [server_span] = exported_logs.server_spans()
+    trace_id = response.headers["X-Trace-ID"]
+    records = [entry.log_record for entry in exported_logs.log_records()]
+    assert [record.body for record in records] == ["payment declined for order-7", "checkout failed"]
+    assert {format(record.trace_id or 0, "032x") for record in records} == {trace_id}
+    assert {record.span_id for record in records} == {server_span.context.span_id}
+
+
+def test_structlog_event_becomes_a_record_with_redacted_attributes(
+    exported_logs: Telemetry, stdlib_structlog: None
+) -> None:
+    with exported_logs.tracer_provider.get_tracer("test").start_as_current_span("job") as span:
+        structlog.get_logger("worker").warning(
+            "login attempt", user="ada", password="PLANTED-PW", callback="https://x.example/cb?token=PLANTED-TOKEN"
+        )
+
+    [entry] = exported_logs.log_records()
+    record = entry.log_record
+    assert record.body == "login attempt"
+    assert record.trace_id == span.get_span_context().trace_id
+    attributes = dict(record.attributes or {})
+    assert attributes == {
+        "user": "ada",
+        "password": "[REDACTED]",
+        "callback": "https://x.example/cb?token=[REDACTED]",
+        "trace_id": format(span.get_span_context().trace_id, "032x"),
+        "span_id": format(span.get_span_context().span_id, "016x"),
+    }
+
+
+@pytest.mark.parametrize("name", ["pgotel", "pgotel.exporter", "asyncpg.pool", "opentelemetry.sdk.trace"])
+def test_pipeline_loggers_are_not_exported(exported_logs: Telemetry, name: str) -> None:
+    logging.getLogger(name).error("internal trouble")
+    logging.getLogger("shop").error("app trouble")
+
+    assert [entry.log_record.body for entry in exported_logs.log_records()] == ["app trouble"]
+
+
+def test_the_demo_app_logs_like_any_app(exported_logs: Telemetry) -> None:
+    logging.getLogger("pgotel.demo.app").error("demo trouble")
+
+    assert [entry.log_record.body for entry in exported_logs.log_records()] == ["demo trouble"]
+
+
+def test_uninstrumenting_stops_the_export(telemetry: Telemetry) -> None:
+    handler = instrument_logging(telemetry.logger_provider)
+    uninstrument_logging(handler)
+
+    logging.getLogger("shop").error("after")
+
+    assert telemetry.log_records() == []
