@@ -24,6 +24,7 @@ from pgotel.db._read import (
     slow_endpoints,
     window_bounds,
 )
+from pgotel.db._read_server import DatabaseServerStats, database_server_stats
 from pgotel.db._retention import ensure_partitions, ensure_partitions_around_today, prune, utc_today
 from pgotel.db._rollups import (
     ROLLUP_SCALE,
@@ -49,6 +50,7 @@ __all__ = [
     "ROLLUP_SCALE",
     "SIDE_TABLES",
     "WRITER_SERVER_SETTINGS",
+    "DatabaseServerStats",
     "EmbeddedPostgresError",
     "EmbeddedServer",
     "EndpointStats",
@@ -66,6 +68,7 @@ __all__ = [
     "connect",
     "copy_rows",
     "create_pool",
+    "database_server_stats",
     "embedded_status",
     "endpoint_stats",
     "ensure_partitions",

@@ -21,7 +21,8 @@ from pgotel.db._rollups import (
     percentile_from_histogram,
 )
 
-Executor = asyncpg.Connection | asyncpg.Pool
+# Anything that runs a query: a connection, a pooled connection or the pool itself.
+Executor = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy | asyncpg.Pool
 
 _EDGE_COLUMNS = """count, error_count, count_4xx, count_5xx, sum, zero_count, hist_offset, hist_counts,
                    cum_count, cum_error_count, cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts"""

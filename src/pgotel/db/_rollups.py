@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import asyncpg
+from pgotel.db._migrate import Connection
 
 # Scale of every rollup histogram (must equal pgotel.rollup_scale() in the migration): 32 buckets per
 # doubling, so a bucket's geometric midpoint is within 2^(1/64) - 1 = 1.09% of any value in it.
@@ -110,7 +110,7 @@ def excess_above(histogram: RollupHistogram, threshold: float) -> tuple[int, flo
     return above, excess
 
 
-async def refresh_rollups(conn: asyncpg.Connection) -> int:
+async def refresh_rollups(conn: Connection) -> int:
     """Bring the minute and hour rollups up to date with every exponential-histogram point written so far.
 
     Idempotent and cheap when nothing changed (an empty queue of dirty minutes). Returns the number of
