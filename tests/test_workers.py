@@ -1,0 +1,71 @@
+"""`uvicorn --workers 2`: every worker process gets its own writer and its telemetry lands in PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+_APP = """
+import os
+from fastapi import FastAPI
+from opentelemetry import trace
+import pgotel
+
+app = FastAPI()
+pgotel.setup(app, config="otel-config.yaml")
+
+@app.get("/pid")
+async def pid() -> dict[str, int]:
+    trace.get_current_span().set_attribute("worker.pid", os.getpid())
+    return {"pid": os.getpid()}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_each_uvicorn_worker_exports(dsn: str, tmp_path: Path, repo_root: Path) -> None:
+    (tmp_path / "app_under_test.py").write_text(_APP)
+    (tmp_path / "otel-config.yaml").write_text((repo_root / "otel-config.yaml").read_text())
+    port = _free_port()
+    env = {**os.environ, "PGOTEL_DSN": dsn, "PGOTEL_DASHBOARD_TOKEN": "workers-test-token"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app_under_test:app", "--workers", "2", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    pids: set[int] = set()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(600):  # until both workers have answered (bounded)
+                try:
+                    response = await client.get("/pid", headers={"Connection": "close"})
+                    pids.add(response.json()["pid"])
+                except httpx.TransportError:
+                    time.sleep(0.05)
+                if len(pids) == 2:
+                    break
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=60)
+    assert len(pids) == 2, stderr.decode()[-2000:]
+    conn = await asyncpg.connect(dsn)
+    try:
+        stored = await conn.fetch(
+            "SELECT DISTINCT (attributes->>'worker.pid')::int AS pid FROM pgotel.spans WHERE http_route = '/pid'"
+        )
+    finally:
+        await conn.close()
+    assert {row["pid"] for row in stored} == pids
