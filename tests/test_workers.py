@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import asyncpg
 import httpx
 
 _APP = """
+import asyncio
 import os
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -34,7 +36,18 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_each_uvicorn_worker_exports(dsn: str, tmp_path: Path, repo_root: Path) -> None:
+async def _stored_pids(dsn: str) -> set[int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT DISTINCT (attributes->>'worker.pid')::int AS pid FROM pgotel.spans WHERE http_route = '/pid'"
+        )
+    finally:
+        await conn.close()
+    return {row["pid"] for row in rows}
+
+
+def test_each_uvicorn_worker_exports(dsn: str, tmp_path: Path, repo_root: Path) -> None:
     (tmp_path / "app_under_test.py").write_text(_APP)
     (tmp_path / "otel-config.yaml").write_text((repo_root / "otel-config.yaml").read_text())
     port = _free_port()
@@ -48,10 +61,10 @@ async def test_each_uvicorn_worker_exports(dsn: str, tmp_path: Path, repo_root: 
     )
     pids: set[int] = set()
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             for _ in range(600):  # until both workers have answered (bounded)
                 try:
-                    response = await client.get("/pid", headers={"Connection": "close"})
+                    response = client.get("/pid", headers={"Connection": "close"})
                     pids.add(response.json()["pid"])
                 except httpx.TransportError:
                     time.sleep(0.05)
@@ -61,11 +74,4 @@ async def test_each_uvicorn_worker_exports(dsn: str, tmp_path: Path, repo_root: 
         server.terminate()
         _, stderr = server.communicate(timeout=60)
     assert len(pids) == 2, stderr.decode()[-2000:]
-    conn = await asyncpg.connect(dsn)
-    try:
-        stored = await conn.fetch(
-            "SELECT DISTINCT (attributes->>'worker.pid')::int AS pid FROM pgotel.spans WHERE http_route = '/pid'"
-        )
-    finally:
-        await conn.close()
-    assert {row["pid"] for row in stored} == pids
+    assert asyncio.run(_stored_pids(dsn)) == pids
