@@ -1,0 +1,217 @@
+"""`pgotel.setup()`: config resolution, providers from the file, app wiring, flush and bounded shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import pgotel
+from pgotel.config import PgotelConfigError
+from pgotel.instrumentation import pgotel_tracer_provider
+from tests.instrumentation.conftest import client_for
+
+CONSOLE_CONFIG = """\
+file_format: "1.0"
+resource:
+  attributes:
+    - name: service.name
+      value: checkout
+tracer_provider:
+  processors:
+    - simple: {exporter: {console: {}}}
+meter_provider:
+  readers:
+    - periodic: {interval: 60000, exporter: {console: {}}}
+logger_provider:
+  processors:
+    - simple: {exporter: {console: {}}}
+pgotel:
+  limits: {max_routes: 50}
+  dashboard: {enabled: false}
+"""
+
+
+class ShutdownRecorder(SpanProcessor):
+    def __init__(self) -> None:
+        self.shutdowns = 0
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+class FailingProcessor(SpanProcessor):
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("exporter defect")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the app's ASGI lifespan around the block, as uvicorn does around serving."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    task = asyncio.create_task(
+        app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, outbox.put)
+    )
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    yield
+    await inbox.put({"type": "lifespan.shutdown"})
+    assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+    await task
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "otel-config.yaml"
+    path.write_text(CONSOLE_CONFIG)
+    return path
+
+
+@pytest.fixture
+def handles() -> Iterator[list[pgotel.PgOtel]]:
+    created: list[pgotel.PgOtel] = []
+    yield created
+    for handle in created:
+        handle.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def unset_globals(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """Globals can be set once per process: record what setup() would set, as if none was set yet."""
+    chosen: dict[str, object] = {}
+    monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)
+    monkeypatch.setattr(trace, "set_tracer_provider", lambda provider: chosen.setdefault("tracer", provider))
+    monkeypatch.setattr(metrics, "set_meter_provider", lambda provider: chosen.setdefault("meter", provider))
+    monkeypatch.setattr(_logs, "set_logger_provider", lambda provider: chosen.setdefault("logger", provider))
+    return chosen
+
+
+def test_providers_are_built_from_the_file(
+    config_file: Path, handles: list[pgotel.PgOtel], unset_globals: dict[str, object]
+) -> None:
+    handle = pgotel.setup(config=config_file)
+    handles.append(handle)
+
+    assert handle.config.path == config_file
+    assert handle.settings.limits.max_routes == 50
+    assert handle.tracer_provider.resource.attributes["service.name"] == "checkout"
+    assert pgotel_tracer_provider.target is handle.tracer_provider
+    assert unset_globals["tracer"] is handle.tracer_provider
+
+
+def test_config_path_comes_from_otel_config_file_without_an_argument(
+    config_file: Path, handles: list[pgotel.PgOtel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_CONFIG_FILE", str(config_file))
+
+    handle = pgotel.setup()
+    handles.append(handle)
+
+    assert handle.config.path == config_file
+
+
+def test_missing_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(PgotelConfigError, match=r"absent\.yaml"):
+        pgotel.setup(config=tmp_path / "absent.yaml")
+
+
+def test_unknown_exporter_plugin_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(CONSOLE_CONFIG.replace("simple: {exporter: {console: {}}}", "simple: {exporter: {nosuch: {}}}", 1))
+
+    with pytest.raises(PgotelConfigError, match=r"broken\.yaml: .*nosuch"):
+        pgotel.setup(config=path)
+
+
+async def test_app_is_instrumented_and_the_app_shutdown_stops_the_pipeline(config_file: Path) -> None:
+    app = FastAPI()
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: int) -> int:
+        return order_id
+
+    handle = pgotel.setup(app, config=config_file)
+    exported = InMemorySpanExporter()
+    recorder = ShutdownRecorder()
+    handle.tracer_provider.add_span_processor(SimpleSpanProcessor(exported))
+    handle.tracer_provider.add_span_processor(recorder)
+
+    async with lifespan(app), client_for(app) as client:
+        response = await client.get("/orders/12")
+        assert recorder.shutdowns == 0
+
+    [span] = exported.get_finished_spans()
+    assert span.name == "GET /orders/{order_id}"
+    assert response.headers["X-Trace-ID"] == format(span.context.trace_id, "032x")
+    assert recorder.shutdowns == 1
+    handle.shutdown()
+    assert recorder.shutdowns == 1
+
+
+def test_force_flush_reports_success(config_file: Path, handles: list[pgotel.PgOtel]) -> None:
+    handle = pgotel.setup(config=config_file)
+    handles.append(handle)
+
+    assert handle.force_flush(timeout_millis=5000) is True
+
+
+async def test_a_failing_telemetry_pipeline_never_fails_the_request(
+    config_file: Path, handles: list[pgotel.PgOtel], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    handle = pgotel.setup(app, config=config_file)
+    handles.append(handle)
+    handle.tracer_provider.add_span_processor(FailingProcessor())
+
+    async with client_for(app) as client:
+        response = await client.get("/ping")
+
+    assert (response.status_code, response.json()) == (200, "pong")
+    assert "recording the request telemetry failed" in caplog.text
+
+
+def test_the_dashboard_is_mounted_through_its_single_entry_point(
+    config_file: Path, handles: list[pgotel.PgOtel], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pgotel.dashboard
+
+    mounted: list[tuple[object, object]] = []
+    monkeypatch.setattr(pgotel.dashboard, "mount", lambda app, settings: mounted.append((app, settings)), raising=False)
+    config_file.write_text(CONSOLE_CONFIG.replace("dashboard: {enabled: false}", "dashboard: {auth: t0ken}"))
+    app = FastAPI()
+
+    handle = pgotel.setup(app, config=config_file)
+    handles.append(handle)
+
+    assert mounted == [(app, handle.settings)]
+
+
+def test_spans_ending_outside_requests_do_not_need_an_app(config_file: Path, handles: list[pgotel.PgOtel]) -> None:
+    handle = pgotel.setup(config=config_file)
+    handles.append(handle)
+    exported = InMemorySpanExporter()
+    handle.tracer_provider.add_span_processor(SimpleSpanProcessor(exported))
+
+    @pgotel.traced
+    def nightly_job() -> str:
+        return "done"
+
+    assert nightly_job() == "done"
+    assert [span.name for span in exported.get_finished_spans()] == [
+        "test_spans_ending_outside_requests_do_not_need_an_app.<locals>.nightly_job"
+    ]
