@@ -13,8 +13,8 @@ import psutil
 from pgotel import db
 
 _COUNTS = """
-SELECT (SELECT count(*) FROM pgotel.spans WHERE kind = 2) AS server_spans,
-       (SELECT count(*) FROM pgotel.spans WHERE http_route = '/api/items/{item_id:int}') AS item_spans,
+SELECT (SELECT count(*) FROM pgotel.spans WHERE http_route IS NOT NULL) AS server_spans,
+       (SELECT count(*) FROM pgotel.spans WHERE http_route = '/api/items/{item_id}') AS item_spans,
        (SELECT count(*) FROM pgotel.logs) AS logs,
        (SELECT count(*) FROM pgotel.metric_points)
      + (SELECT count(*) FROM pgotel.histogram_points)

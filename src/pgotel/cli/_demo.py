@@ -20,9 +20,7 @@ def register(commands: argparse._SubParsersAction[Any], *, parents: list[argpars
         "demo", parents=parents, help="serve an instrumented demo app on 127.0.0.1 with generated traffic"
     )
     parser.add_argument("--port", type=int, default=8000, help="loopback port of the demo app (default 8000)")
-    parser.add_argument(
-        "--duration", type=float, default=0.0, help="seconds to run; 0 (default) runs until Ctrl-C"
-    )
+    parser.add_argument("--duration", type=float, default=0.0, help="seconds to run; 0 (default) runs until Ctrl-C")
     parser.add_argument("--rate", type=float, default=30.0, help="generated requests per second (default 30)")
     parser.set_defaults(run=_run)
 
@@ -35,11 +33,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.duration < 0 or args.rate <= 0:
         print("pgotel demo: --duration must be >= 0 and --rate > 0", file=sys.stderr)
         return EXIT_DEMO_ERROR
-    config = load_config(args.config)
     options = DemoOptions(port=args.port, duration_s=args.duration, rate_per_s=args.rate)
     # Until the demo's loop takes over signals, SIGTERM unwinds like Ctrl-C, stopping what was started.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        config = load_config(args.config)
         with bind_loopback(args.port) as listener, database_dsn(config.settings.database) as dsn:
             report = run_demo(config, dsn, listener, options, started_at=started_at)
     except (DemoError, EmbeddedRedisError) as exc:

@@ -18,6 +18,8 @@ import structlog
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel
 
+from pgotel.instrumentation import add_trace_context, redact_secrets
+
 ITEM_COUNT = 200
 CACHE_TTL_S = 8
 SLOW_MEDIAN_S = 0.15
@@ -42,6 +44,21 @@ _ORDER_LINES = "SELECT id, name, price_cents FROM demo.items WHERE id = ANY($1::
 
 log = structlog.get_logger("pgotel.demo")
 stdlib_log = logging.getLogger("pgotel.demo")
+
+
+def configure_logging() -> None:
+    """Route structlog through stdlib logging (which pgotel exports), with pgotel's trace-context processors."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            add_trace_context,
+            redact_secrets,
+            structlog.stdlib.render_to_log_kwargs,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+    stdlib_log.setLevel(logging.INFO)
 
 
 class CheckoutRequest(BaseModel):

@@ -88,9 +88,7 @@ class EmbeddedRedis:
         self.stop()
         log = self.directory / "redis.log"
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
-        raise EmbeddedRedisError(
-            f"embedded Redis did not start on 127.0.0.1:{self.port}; redis.log ends:\n{tail}"
-        )
+        raise EmbeddedRedisError(f"embedded Redis did not start on 127.0.0.1:{self.port}; redis.log ends:\n{tail}")
 
 
 def _die_with_parent() -> None:

@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import socket
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TextIO
 
 import uvicorn
 
 import pgotel
-from pgotel.config import LoadedConfig
+from pgotel.config import LoadedConfig, load_config
 from pgotel.dashboard import check_bind_allowed
-from pgotel.demo._app import create_demo_app
+from pgotel.demo._app import configure_logging, create_demo_app
 from pgotel.demo._redis import EmbeddedRedis
 from pgotel.demo._traffic import TrafficReport, generate_traffic
 
@@ -80,21 +81,19 @@ def run_demo(
     out: TextIO = sys.stdout,
 ) -> TrafficReport:
     """Run the demo against the database at `dsn` until the duration ends or a signal arrives."""
-    settings = config.settings
-    dashboard = settings.dashboard
+    dashboard = config.settings.dashboard
     token = None if dashboard.auth is not None or dashboard.auth_disabled else secrets.token_urlsafe(18)
     # Started from the main thread: the server's parent-death signal is tied to the starting thread.
-    cache = EmbeddedRedis.start(settings.database.embedded.data_dir / "redis")
+    cache = EmbeddedRedis.start(config.settings.database.embedded.data_dir / "redis")
     try:
-        # The dashboard watches the demo's Redis, and gets this run's token when none is configured.
-        demo_settings = settings.model_copy(
-            update={
-                "dashboard": dashboard.model_copy(update={"auth": token}) if token else dashboard,
-                "monitoring": settings.monitoring.model_copy(update={"redis_url": cache.url}),
-            }
-        )
-        check_bind_allowed(demo_settings, HOST)
-        run = _DemoRun(replace(config, settings=demo_settings), dsn, cache, listener, options, token)
+        # setup() reads the file again: the dashboard watches the demo's Redis, and gets this run's
+        # token when none is configured, through the environment variables the file honours.
+        os.environ["PGOTEL_REDIS_URL"] = cache.url
+        if token is not None:
+            os.environ["PGOTEL_DASHBOARD_TOKEN"] = token
+        demo_config = load_config(config.path)
+        check_bind_allowed(demo_config.settings, HOST)
+        run = _DemoRun(demo_config, dsn, cache, listener, options, token)
         return asyncio.run(_serve(run, started_at=started_at, out=out))
     finally:
         cache.stop()
@@ -112,7 +111,8 @@ async def _serve(run: _DemoRun, *, started_at: float, out: TextIO) -> TrafficRep
     stop = asyncio.Event()
     with _stop_on_signals(stop):
         app = create_demo_app(run.dsn, run.cache.url)
-        handle = pgotel.setup(app, config=run.config)
+        configure_logging()
+        handle = pgotel.setup(app, config=run.config.path)
         server = _DemoServer(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False))
         serving = asyncio.create_task(server.serve(sockets=[run.listener]))
         report = TrafficReport()
@@ -120,9 +120,7 @@ async def _serve(run: _DemoRun, *, started_at: float, out: TextIO) -> TrafficRep
             if await _started(server, serving, stop):
                 _print_banner(run, ready_s=time.monotonic() - started_at, out=out)
                 traffic = asyncio.create_task(
-                    generate_traffic(
-                        run.base_url, stop, rate_per_s=run.options.rate_per_s, workers=TRAFFIC_WORKERS
-                    )
+                    generate_traffic(run.base_url, stop, rate_per_s=run.options.rate_per_s, workers=TRAFFIC_WORKERS)
                 )
                 await _until_stopped(stop, serving, run.options.duration_s)
                 stop.set()
@@ -163,9 +161,7 @@ async def _started(server: uvicorn.Server, serving: asyncio.Task[None], stop: as
 async def _until_stopped(stop: asyncio.Event, serving: asyncio.Task[None], duration_s: float) -> None:
     stopped = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait(
-            {stopped, serving}, timeout=duration_s or None, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait({stopped, serving}, timeout=duration_s or None, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopped.cancel()
 
@@ -179,9 +175,7 @@ def _print_banner(run: _DemoRun, *, ready_s: float, out: TextIO) -> None:
         f"  dashboard  {run.base_url}{settings.dashboard.path}",
     ]
     if run.generated_token:
-        lines.append(
-            f"  token      {run.generated_token}  (generated; set PGOTEL_DASHBOARD_TOKEN to choose one)"
-        )
+        lines.append(f"  token      {run.generated_token}  (generated; set PGOTEL_DASHBOARD_TOKEN to choose one)")
     elif settings.dashboard.auth:
         lines.append("  token      the one in pgotel.dashboard.auth / PGOTEL_DASHBOARD_TOKEN")
     lines += [
