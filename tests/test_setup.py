@@ -106,7 +106,22 @@ def test_providers_are_built_from_the_file(
     assert handle.settings.limits.max_routes == 50
     assert handle.tracer_provider.resource.attributes["service.name"] == "checkout"
     assert pgotel_tracer_provider.target is handle.tracer_provider
-    assert unset_globals["tracer"] is handle.tracer_provider
+    assert unset_globals["tracer"] is pgotel_tracer_provider
+    assert unset_globals["meter"] is handle.meter_provider
+    assert unset_globals["logger"] is handle.logger_provider
+
+
+def test_api_spans_follow_the_latest_setup_in_the_process(config_file: Path) -> None:
+    tracer = pgotel_tracer_provider.get_tracer("app.code")  # what trace.get_tracer() returns after setup()
+    pgotel.setup(config=config_file).shutdown()
+    handle = pgotel.setup(config=config_file)
+    exported = InMemorySpanExporter()
+    pgotel_tracer_provider.add_span_processor(SimpleSpanProcessor(exported))
+
+    tracer.start_span("after-second-setup").end()
+    handle.shutdown()
+
+    assert [span.name for span in exported.get_finished_spans()] == ["after-second-setup"]
 
 
 def test_config_path_comes_from_otel_config_file_without_an_argument(

@@ -182,7 +182,8 @@ def _build_pipeline(loaded: LoadedConfig) -> PgOtel:
 def _set_globals_once(handle: PgOtel) -> None:
     """Make the handle's providers the global ones, unless the application already chose its own."""
     if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
-        trace.set_tracer_provider(handle.tracer_provider)
+        # The rebindable provider, so that a later setup() in this process (a test's) still gets API spans.
+        trace.set_tracer_provider(pgotel_tracer_provider)
     if _is_proxy(metrics.get_meter_provider()):
         metrics.set_meter_provider(handle.meter_provider)
     if _is_proxy(_logs.get_logger_provider()):

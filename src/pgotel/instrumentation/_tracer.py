@@ -1,7 +1,8 @@
-"""The tracer provider behind `@traced` and the asyncpg/redis client spans, re-pointed by each `setup()`.
+"""The tracer provider behind `@traced`, the client spans and the global API, re-pointed by each `setup()`.
 
-Client libraries are instrumented once per process, but each `setup()` (and each test) brings its own
-SDK provider; the client spans follow whichever provider was bound last, or the global one.
+Client libraries are instrumented once per process and the OTel API's global can be set only once, but
+each `setup()` (each app built by a test, say) brings its own SDK provider; spans follow the provider
+bound last.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes
 
@@ -33,7 +35,20 @@ class BoundTracerProvider(trace.TracerProvider):
 
     @property
     def target(self) -> trace.TracerProvider:
-        return self._target if self._target is not None else trace.get_tracer_provider()
+        if self._target is not None:
+            return self._target
+        global_provider = trace.get_tracer_provider()
+        return trace.NoOpTracerProvider() if global_provider is self else global_provider
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        """Add `span_processor` to the bound SDK provider, as code written for the SDK's global expects."""
+        target = self.target
+        if isinstance(target, TracerProvider):
+            target.add_span_processor(span_processor)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        target = self.target
+        return target.force_flush(timeout_millis) if isinstance(target, TracerProvider) else True
 
     @property
     def generation(self) -> int:
