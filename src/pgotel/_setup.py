@@ -175,7 +175,7 @@ def _build_pipeline(loaded: LoadedConfig) -> PgOtel:
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
-        logging_handler=instrument_logging(logger_provider),
+        logging_handler=instrument_logging(logger_provider, Redactor.from_settings(loaded.settings.redaction)),
     )
 
 

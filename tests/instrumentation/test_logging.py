@@ -9,13 +9,14 @@ import pytest
 import structlog
 from fastapi import FastAPI
 
+from pgotel.config import RedactionSettings, Redactor
 from pgotel.instrumentation import add_trace_context, instrument_logging, redact_secrets, uninstrument_logging
 from tests.instrumentation.conftest import Telemetry, client_for, instrumented
 
 
 @pytest.fixture
 def exported_logs(telemetry: Telemetry) -> Iterator[Telemetry]:
-    handler = instrument_logging(telemetry.logger_provider)
+    handler = instrument_logging(telemetry.logger_provider, Redactor.from_settings(RedactionSettings()))
     yield telemetry
     uninstrument_logging(handler)
 
@@ -84,6 +85,30 @@ def test_pipeline_loggers_are_not_exported(exported_logs: Telemetry, name: str) 
     assert [entry.log_record.body for entry in exported_logs.log_records()] == ["app trouble"]
 
 
+def test_exported_message_has_url_secrets_redacted_and_other_handlers_see_it_unchanged(
+    exported_logs: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = "https://api.example/v1?access_token=PLANTED&page=2"
+    with caplog.at_level(logging.INFO, logger="http.client.log"):
+        logging.getLogger("http.client.log").info("GET %s", url)
+
+    [entry] = exported_logs.log_records()
+    assert entry.log_record.body == "GET https://api.example/v1?access_token=[REDACTED]&page=2"
+    assert caplog.messages == [f"GET {url}"]
+
+
+def test_exceptions_travel_as_attributes_not_in_the_body(exported_logs: Telemetry) -> None:
+    try:
+        raise KeyError("sku-1")
+    except KeyError:
+        logging.getLogger("shop").exception("lookup failed")
+
+    [entry] = exported_logs.log_records()
+    assert entry.log_record.body == "lookup failed"
+    assert entry.log_record.attributes is not None
+    assert entry.log_record.attributes["exception.type"] == "KeyError"
+
+
 def test_the_demo_app_logs_like_any_app(exported_logs: Telemetry) -> None:
     logging.getLogger("pgotel.demo.app").error("demo trouble")
 
@@ -91,7 +116,7 @@ def test_the_demo_app_logs_like_any_app(exported_logs: Telemetry) -> None:
 
 
 def test_uninstrumenting_stops_the_export(telemetry: Telemetry) -> None:
-    handler = instrument_logging(telemetry.logger_provider)
+    handler = instrument_logging(telemetry.logger_provider, Redactor.from_settings(RedactionSettings()))
     uninstrument_logging(handler)
 
     logging.getLogger("shop").error("after")
