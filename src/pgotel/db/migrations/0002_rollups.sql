@@ -185,6 +185,34 @@ BEGIN
     END LOOP;
 END $$;
 
+-- Rebuilds one endpoint's hour rows from the hour of `since` onward out of its minute rows: sums of the
+-- scalars, histogram = last.cum - first.cum + first.delta, running totals of the hour's last minute.
+CREATE FUNCTION pgotel.rollup_rebuild_hours(endpoint integer, since timestamptz) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM pgotel.http_rollup_1h
+    WHERE endpoint_id = endpoint AND bucket >= date_trunc('hour', since, 'UTC');
+    INSERT INTO pgotel.http_rollup_1h (endpoint_id, bucket, count, error_count, count_4xx, count_5xx, sum, min, max,
+                                       zero_count, hist_offset, hist_counts, cum_count, cum_error_count,
+                                       cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts)
+    SELECT endpoint, h.hour, h.count, h.error_count, h.count_4xx, h.count_5xx, h.sum, h.min, h.max,
+           h.zero_count, hist.hist_offset, hist.hist_counts, l.cum_count, l.cum_error_count, l.cum_4xx,
+           l.cum_5xx, l.cum_sum, l.cum_zero_count, l.cum_offset, l.cum_counts
+    FROM (
+        SELECT date_trunc('hour', bucket, 'UTC') AS hour, sum(count)::bigint AS count,
+               sum(error_count)::bigint AS error_count, sum(count_4xx)::bigint AS count_4xx,
+               sum(count_5xx)::bigint AS count_5xx, sum(sum) AS sum, min(min) AS min, max(max) AS max,
+               sum(zero_count)::bigint AS zero_count, min(bucket) AS first_bucket, max(bucket) AS last_bucket
+        FROM pgotel.http_rollup_1m
+        WHERE endpoint_id = endpoint AND bucket >= date_trunc('hour', since, 'UTC')
+        GROUP BY 1
+    ) AS h
+    JOIN pgotel.http_rollup_1m f ON f.endpoint_id = endpoint AND f.bucket = h.first_bucket
+    JOIN pgotel.http_rollup_1m l ON l.endpoint_id = endpoint AND l.bucket = h.last_bucket
+    CROSS JOIN LATERAL pgotel.hist_combine(l.cum_offset, l.cum_counts, f.cum_offset, f.cum_counts, -1) AS later
+    CROSS JOIN LATERAL pgotel.hist_combine(later.hist_offset, later.hist_counts, f.hist_offset, f.hist_counts, 1) AS hist;
+END $$;
+
 -- Takes the dirty-minute queue and brings both rollup levels up to date; returns the minutes recomputed.
 -- Callers serialise runs (pgotel.db.refresh_rollups holds a transaction-level advisory lock).
 CREATE FUNCTION pgotel.refresh_http_rollups(minute_retention interval, hour_retention interval) RETURNS integer
@@ -284,27 +312,7 @@ BEGIN
         GROUP BY endpoint_id
     LOOP
         PERFORM pgotel.rollup_rebuild_totals(touched.endpoint_id, touched.since);
-        DELETE FROM pgotel.http_rollup_1h
-        WHERE endpoint_id = touched.endpoint_id AND bucket >= date_trunc('hour', touched.since, 'UTC');
-        INSERT INTO pgotel.http_rollup_1h (endpoint_id, bucket, count, error_count, count_4xx, count_5xx, sum, min, max,
-                                           zero_count, hist_offset, hist_counts, cum_count, cum_error_count,
-                                           cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts)
-        SELECT touched.endpoint_id, h.hour, h.count, h.error_count, h.count_4xx, h.count_5xx, h.sum, h.min, h.max,
-               h.zero_count, hist.hist_offset, hist.hist_counts, l.cum_count, l.cum_error_count, l.cum_4xx,
-               l.cum_5xx, l.cum_sum, l.cum_zero_count, l.cum_offset, l.cum_counts
-        FROM (
-            SELECT date_trunc('hour', bucket, 'UTC') AS hour, sum(count)::bigint AS count,
-                   sum(error_count)::bigint AS error_count, sum(count_4xx)::bigint AS count_4xx,
-                   sum(count_5xx)::bigint AS count_5xx, sum(sum) AS sum, min(min) AS min, max(max) AS max,
-                   sum(zero_count)::bigint AS zero_count, min(bucket) AS first_bucket, max(bucket) AS last_bucket
-            FROM pgotel.http_rollup_1m
-            WHERE endpoint_id = touched.endpoint_id AND bucket >= date_trunc('hour', touched.since, 'UTC')
-            GROUP BY 1
-        ) AS h
-        JOIN pgotel.http_rollup_1m f ON f.endpoint_id = touched.endpoint_id AND f.bucket = h.first_bucket
-        JOIN pgotel.http_rollup_1m l ON l.endpoint_id = touched.endpoint_id AND l.bucket = h.last_bucket
-        CROSS JOIN LATERAL pgotel.hist_combine(l.cum_offset, l.cum_counts, f.cum_offset, f.cum_counts, -1) AS later
-        CROSS JOIN LATERAL pgotel.hist_combine(later.hist_offset, later.hist_counts, f.hist_offset, f.hist_counts, 1) AS hist;
+        PERFORM pgotel.rollup_rebuild_hours(touched.endpoint_id, touched.since);
     END LOOP;
     RETURN cardinality(dirty);
 END $$;
