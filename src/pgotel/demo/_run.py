@@ -29,6 +29,7 @@ from pgotel.demo._traffic import TrafficReport, generate_traffic
 
 HOST = "127.0.0.1"
 TRAFFIC_WORKERS = 4
+GRACEFUL_SHUTDOWN_S = 3
 
 
 class DemoError(RuntimeError):
@@ -113,7 +114,16 @@ async def _serve(run: _DemoRun, *, started_at: float, out: TextIO) -> TrafficRep
         app = create_demo_app(run.dsn, run.cache.url)
         configure_logging()
         handle = pgotel.setup(app, config=run.config.path)
-        server = _DemoServer(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False))
+        server = _DemoServer(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                log_level="warning",
+                access_log=False,
+                # An open dashboard keeps its live-log stream connected: do not wait for it forever.
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            )
+        )
         serving = asyncio.create_task(server.serve(sockets=[run.listener]))
         report = TrafficReport()
         try:
