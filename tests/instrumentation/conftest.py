@@ -45,7 +45,8 @@ class Telemetry:
 
     def duration_points(self) -> list[HistogramDataPoint]:
         data = self.metrics.get_metrics_data()
-        assert data is not None
+        if data is None:  # nothing was measured at all
+            return []
         return [
             point
             for resource_metrics in data.resource_metrics

@@ -111,3 +111,23 @@ async def test_plain_starlette_apps_are_named_by_their_routes(telemetry: Telemet
         await client.get("/hello/world")
 
     assert [span.name for span in telemetry.finished_spans()] == ["GET /hello/{name}"]
+
+
+async def test_a_dashboard_mounted_as_a_fastapi_app_is_not_traced(telemetry: Telemetry) -> None:
+    dashboard = FastAPI(
+        telemetry={"tracer_provider": telemetry.tracer_provider, "meter_provider": telemetry.meter_provider}
+    )
+
+    @dashboard.get("/summary")
+    async def summary() -> str:
+        return "ok"
+
+    app = FastAPI()
+    app.mount("/api/monitoring/advanced", dashboard)
+    instrumented(app, telemetry)
+    async with client_for(app) as client:
+        response = await client.get("/api/monitoring/advanced/summary")
+
+    assert response.status_code == 200
+    assert telemetry.finished_spans() == []
+    assert telemetry.duration_points() == []

@@ -54,6 +54,7 @@ class ServerTelemetryMiddleware:
             return
         # The dashboard's own requests (and its database queries) stay out of the telemetry it displays.
         if scope["path"].startswith(self._excluded_prefixes):
+            scope["fastapi.telemetry"] = None  # nor by FastAPI's native telemetry, should it be a mounted app
             token = context.attach(context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
             try:
                 await self.app(scope, receive, send)
