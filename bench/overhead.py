@@ -1,0 +1,297 @@
+"""Throughput and latency of one FastAPI app under wrk, in six instrumentation modes, side by side.
+
+Each mode runs in its own uvicorn process (1 worker, loopback, no access log) against one embedded
+PostgreSQL started in a temp dir. Modes are interleaved within each round so machine noise spreads over
+all of them; medians of the rounds are printed, with ratios to the uninstrumented app and, per mode,
+the CPU that the PostgreSQL server processes spent per 1,000 requests.
+
+    .venv/bin/python bench/overhead.py            # 3 rounds x 10 s per mode and endpoint (~10 min)
+    .venv/bin/python bench/overhead.py --quick    # 1 round x 3 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from _support import (
+    BENCH_DIR,
+    exit_on_sigterm,
+    machine_line,
+    median,
+    print_table,
+    process_tree_cpu_seconds,
+    stop_process,
+    temporary_postgres,
+    uninterruptible,
+)
+from bench_app import MODES
+
+ENDPOINTS = ("/trivial", "/db")
+_UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+@dataclass
+class Run:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    postgres_cpu_s: float
+    app_cpu_s: float
+
+
+@dataclass
+class Results:
+    runs: dict[tuple[str, str], list[Run]] = field(default_factory=dict)
+
+    def add(self, mode: str, endpoint: str, run: Run) -> None:
+        self.runs.setdefault((mode, endpoint), []).append(run)
+
+    def median_of(self, mode: str, endpoint: str, attribute: str) -> float:
+        return median([getattr(run, attribute) for run in self.runs.get((mode, endpoint), [])])
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit(
+            "bench/overhead.py needs the `wrk` load generator: apt-get install -y wrk (or brew install wrk)"
+        )
+    return wrk
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_app(mode: str, dsn: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "BENCH_MODE": mode,
+        "BENCH_DSN": dsn,
+        "PGOTEL_DSN": dsn,
+        "OTEL_SERVICE_NAME": "bench",
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable, "-m", "uvicorn", "bench_app:app", "--app-dir", str(BENCH_DIR),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    # Own session: Ctrl-C reaches only this script, which then stops the app gracefully (telemetry flushed).
+    return subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True, stdin=subprocess.DEVNULL)
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the benchmark app exited with status {process.returncode} before serving")
+        try:
+            for endpoint in ENDPOINTS:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{endpoint}", timeout=2) as response:
+                    response.read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the benchmark app did not serve on port {port} within {timeout_s:.0f} s")
+
+
+def run_wrk(wrk: str, url: str, *, seconds: float, connections: int) -> dict[str, Any]:
+    command = [wrk, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, timeout=seconds + 60).stdout
+    return parse_wrk(output)
+
+
+def _duration_s(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        raise ValueError(f"unexpected wrk duration {text!r}")
+    return float(match.group(1)) * _UNITS_S[match.group(2)]
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE)
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
+    if not (rate and total and p50 and p99):
+        raise ValueError(f"cannot parse wrk output:\n{output}")
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    error_count = int(errors.group(1)) if errors else 0
+    if socket_errors:
+        error_count += sum(int(group) for group in socket_errors.groups())
+    return {
+        "requests_per_s": float(rate.group(1)),
+        "requests": int(total.group(1)),
+        "p50_ms": _duration_s(p50.group(1)) * 1000,
+        "p99_ms": _duration_s(p99.group(1)) * 1000,
+        "errors": error_count,
+    }
+
+
+def measure_mode(
+    mode: str, *, wrk: str, dsn: str, postmaster_pid: int, workdir: Path, args: argparse.Namespace
+) -> dict[str, Run]:
+    port = free_port()
+    app = start_app(mode, dsn, port, workdir)
+    try:
+        wait_until_serving(app, port)
+        runs = {}
+        for endpoint in ENDPOINTS:
+            url = f"http://127.0.0.1:{port}{endpoint}"
+            run_wrk(wrk, url, seconds=args.warmup, connections=args.connections)
+            postgres_before = process_tree_cpu_seconds(postmaster_pid)
+            app_before = process_tree_cpu_seconds(app.pid)
+            figures = run_wrk(wrk, url, seconds=args.duration, connections=args.connections)
+            runs[endpoint] = Run(
+                postgres_cpu_s=process_tree_cpu_seconds(postmaster_pid) - postgres_before,
+                app_cpu_s=process_tree_cpu_seconds(app.pid) - app_before,
+                **figures,
+            )
+        return runs
+    finally:
+        stop_process(app)
+
+
+def report(results: Results, args: argparse.Namespace) -> None:
+    modes = list(MODES)
+    for endpoint in ENDPOINTS:
+        base = results.median_of("none", endpoint, "requests_per_s")
+        print(f"\n### `GET {endpoint}`\n")
+        rows = []
+        for mode in modes:
+            runs = results.runs.get((mode, endpoint), [])
+            rates = [run.requests_per_s for run in runs]
+            rate = median(rates)
+            postgres_ms = median([run.postgres_cpu_s / run.requests * 1e6 for run in runs])
+            app_us = median([run.app_cpu_s / run.requests * 1e6 for run in runs])
+            errors = sum(run.errors for run in runs)
+            rows.append(
+                [
+                    MODES[mode],
+                    f"{rate:,.0f}",
+                    f"{min(rates):,.0f}-{max(rates):,.0f}",
+                    f"{rate / base:.2f}",
+                    f"{results.median_of(mode, endpoint, 'p50_ms'):.2f}",
+                    f"{results.median_of(mode, endpoint, 'p99_ms'):.2f}",
+                    f"{app_us:,.0f}",
+                    f"{postgres_ms:,.0f}",
+                    str(errors),
+                ]
+            )
+        print_table(
+            [
+                "mode",
+                "req/s (median)",
+                "req/s (runs)",
+                "x (a)",
+                "p50 ms",
+                "p99 ms",
+                "app CPU us/req",
+                "PG CPU ms/1k req",
+                "errors",
+            ],
+            rows,
+        )
+    print("\n### Acceptance ratios (medians, same run)\n")
+    rows = []
+    for endpoint in ENDPOINTS:
+
+        def rate(mode: str, endpoint: str = endpoint) -> float:
+            return results.median_of(mode, endpoint, "requests_per_s")
+
+        trivial = endpoint == "/trivial"
+        rows += [
+            [endpoint, "(d) / (c)", f"{rate('pgotel') / rate('pgotel-discard'):.2f}", ">= 0.95"],
+            [endpoint, "(d) / (b)", f"{rate('pgotel') / rate('otel'):.2f}", ">= 1.3" if trivial else ">= 1.0"],
+            [endpoint, "(d) / (f)", f"{rate('pgotel') / rate('logfire'):.2f}", ">= 1.5" if trivial else ">= 1.0"],
+            [endpoint, "(d) / (e)", f"{rate('pgotel') / rate('insert'):.2f}", ">= 1.1" if trivial else ">= 1.0"],
+        ]
+
+        def postgres_per_request(mode: str, endpoint: str = endpoint) -> float:
+            runs = results.runs.get((mode, endpoint), [])
+            return median([run.postgres_cpu_s / run.requests for run in runs])
+
+        rows.append(
+            [
+                endpoint,
+                "PG CPU/req (e) / (d)",
+                f"{postgres_per_request('insert') / postgres_per_request('pgotel'):.1f}",
+                ">= 5",
+            ]
+        )
+    print_table(["endpoint", "ratio", "measured", "bar"], rows)
+    print(
+        f"\nwrk -t1 -c{args.connections} -d{args.duration:g}s --latency, {args.rounds} round(s) per mode, "
+        f"{args.warmup:g} s warm-up per endpoint; uvicorn 1 worker, loopback, --no-access-log."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 s per mode and endpoint")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per measurement")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each measurement")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 1, 3.0, 1.0
+    modes = [mode for mode in args.modes.split(",") if mode]
+    unknown = set(modes) - set(MODES)
+    if unknown or "none" not in modes:
+        raise SystemExit(f"--modes: unknown {sorted(unknown)} (the uninstrumented mode `none` is required)")
+    wrk = require_wrk()
+    exit_on_sigterm()
+    print(f"# bench/overhead.py — {machine_line()}")
+    results = Results()
+    workdir = Path(tempfile.mkdtemp(prefix="pgotel-bench-app-"))
+    try:
+        with temporary_postgres() as server:
+            for round_number in range(args.rounds):
+                # Rotate the order each round so no mode always runs first (or right after a heavy one).
+                order = modes[round_number % len(modes) :] + modes[: round_number % len(modes)]
+                for mode in order:
+                    runs = measure_mode(
+                        mode, wrk=wrk, dsn=server.dsn, postmaster_pid=server.pid, workdir=workdir, args=args
+                    )
+                    for endpoint, run in runs.items():
+                        results.add(mode, endpoint, run)
+                        print(
+                            f"round {round_number + 1}/{args.rounds} {mode:<15} {endpoint:<8} "
+                            f"{run.requests_per_s:8,.0f} req/s  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  "
+                            f"PG CPU {run.postgres_cpu_s * 1000:7.0f} ms",
+                            flush=True,
+                        )
+        report(results, args)
+    finally:
+        with uninterruptible():
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything the benchmark started has been stopped", file=sys.stderr)
+        sys.exit(130)
+    except psutil.Error as exc:
+        raise SystemExit(f"bench/overhead.py: {exc}") from exc
