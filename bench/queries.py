@@ -1,0 +1,270 @@
+"""Dashboard query time against data volume: every JSON API endpoint at 1 h, 24 h and 7 d windows over
+7 days x 50 endpoints at two volumes (default 2M and 20M requests), and side by side the same per-endpoint
+answer computed with PERCENTILE_CONT over raw span rows.
+
+Requests are generated in bulk with SQL (lognormal latencies, 4xx/5xx mixes per endpoint) into a staging
+table, then aggregated into the minute rollups exactly as the exporter's points would be (same bucket
+indexes at the rollup scale), and the running totals and hour rows are built by the migration's own
+functions. Raw span rows are generated for the smaller volume only; at the larger volume the raw query
+time is extrapolated linearly (the raw query scans and sorts every row of the window), and says so.
+
+    .venv/bin/python bench/queries.py [--volumes 2000000 20000000] [--runs 7] [--dsn postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+
+from pgotel import db
+from pgotel.dashboard._api import create_api_router
+
+ENDPOINTS = 50
+DAYS = 7
+WINDOWS = (1, 24, 168)
+API = "/api/monitoring/advanced"
+QUERIES: tuple[tuple[str, str, dict[str, str | int | float]], ...] = (
+    ("summary", "summary", {}),
+    ("endpoints", "performance/endpoints", {"limit": 100}),
+    ("slow-endpoints", "performance/slow-endpoints", {"threshold_ms": 50}),
+    ("error-hotspots", "performance/error-hotspots", {"limit": 100}),
+    ("timeseries/latency", "timeseries/latency", {}),
+    ("timeseries/requests", "timeseries/requests", {}),
+    ("timeseries/latency 1 ep", "timeseries/latency", {"endpoint": "/api/v1/resource7/{id}", "method": "GET"}),
+)
+
+_ENDPOINTS = """
+INSERT INTO pgotel.http_endpoints (service_name, method, route)
+SELECT 'bench', CASE WHEN e % 3 = 0 THEN 'POST' ELSE 'GET' END, '/api/v1/resource' || e || '/{id}'
+FROM generate_series(1, $1) AS e ORDER BY e
+"""
+# Endpoint e (id e + 1) has a median of 4 ms x 1.57^(e % 10) and sends 4xx/5xx at rates varying with e.
+_SAMPLES = """
+CREATE UNLOGGED TABLE bench_samples AS
+SELECT e + 1 AS endpoint_id, $2::timestamptz - random() * interval '7 days' AS at,
+       exp(ln(0.004) + (e % 10) * 0.45 + 0.6 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())) AS seconds,
+       CASE WHEN random() < 0.004 * (e % 5) THEN 500 WHEN random() < 0.03 THEN 404 ELSE 200 END AS status
+FROM generate_series(1, $1) AS g, LATERAL (SELECT 1 + g % $3 AS e) AS pick
+"""
+_MINUTE_ROLLUPS = """
+INSERT INTO pgotel.http_rollup_1m (endpoint_id, bucket, count, error_count, count_4xx, count_5xx, sum, min, max,
+                                   zero_count, hist_offset, hist_counts)
+SELECT g.endpoint_id, g.bucket, g.count, g.errors, g.c4, g.c5, g.sum, g.min, g.max, 0, d.hist_offset, d.hist_counts
+FROM (
+    SELECT COALESCE(endpoint_id, 1) AS endpoint_id, bucket, sum(n)::bigint AS count, sum(errors)::bigint AS errors,
+           sum(c4)::bigint AS c4, sum(c5)::bigint AS c5, sum(total) AS sum, min(lo) AS min, max(hi) AS max,
+           array_agg(idx) AS idx, array_agg(n) AS cnt
+    FROM (
+        SELECT endpoint_id, date_trunc('minute', at, 'UTC') AS bucket,
+               ceil(log(2, seconds::numeric) * (1 << pgotel.rollup_scale()))::integer - 1 AS idx,
+               count(*) AS n, count(*) FILTER (WHERE status >= 400) AS errors,
+               count(*) FILTER (WHERE status BETWEEN 400 AND 499) AS c4,
+               count(*) FILTER (WHERE status >= 500) AS c5,
+               sum(seconds) AS total, min(seconds) AS lo, max(seconds) AS hi
+        FROM bench_samples
+        GROUP BY GROUPING SETS ((endpoint_id, 2, 3), (2, 3))
+    ) AS per_bucket
+    GROUP BY 1, 2
+) AS g
+CROSS JOIN LATERAL pgotel.hist_dense(g.idx, g.cnt::bigint[]) AS d
+"""
+_ERROR_ROLLUPS = """
+INSERT INTO pgotel.http_error_rollup_1m (endpoint_id, bucket, status_code, error_type, count)
+SELECT endpoint_id, date_trunc('minute', at, 'UTC'), status, CASE WHEN status >= 500 THEN 'TimeoutError' ELSE '' END,
+       count(*)
+FROM bench_samples WHERE status >= 400 GROUP BY 1, 2, 3, 4;
+INSERT INTO pgotel.http_error_rollup_1h (endpoint_id, bucket, status_code, error_type, count)
+SELECT endpoint_id, date_trunc('hour', bucket, 'UTC'), status_code, error_type, sum(count)
+FROM pgotel.http_error_rollup_1m GROUP BY 1, 2, 3, 4;
+"""
+_TOTALS = """
+SELECT pgotel.rollup_rebuild_totals(id, '-infinity'), pgotel.rollup_rebuild_hours(id, '-infinity')
+FROM pgotel.http_endpoints ORDER BY id
+"""
+_RAW_SPANS = """
+INSERT INTO pgotel.spans (start_time, start_unix_nano, duration_ns, trace_id, span_id, name, kind, status_code,
+                          service_name, resource_id, scope_id, http_method, http_route, http_status_code, attributes)
+SELECT s.at, (extract(epoch FROM s.at) * 1e9)::bigint, (s.seconds * 1e9)::bigint, gen_random_uuid(),
+       (random() * 9e18)::bigint, e.method || ' ' || e.route, 2, CASE WHEN s.status >= 500 THEN 2 ELSE 0 END,
+       'bench', $1, $1, e.method, e.route, s.status, '{}'
+FROM bench_samples s JOIN pgotel.http_endpoints e ON e.id = s.endpoint_id
+"""
+# What the replaced system ran: exact percentiles over every raw request row of the window.
+_RAW_ENDPOINTS = """
+SELECT http_method, http_route, count(*) AS request_count, avg(duration_ns) / 1e6 AS avg_latency_ms,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ns) / 1e6 AS p50_latency_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ns) / 1e6 AS p95_latency_ms,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ns) / 1e6 AS p99_latency_ms,
+       count(*) FILTER (WHERE http_status_code >= 400) AS error_count
+FROM pgotel.spans
+WHERE kind = 2 AND http_route IS NOT NULL AND start_time >= $1 AND start_time < $2
+GROUP BY 1, 2
+"""
+
+
+@asynccontextmanager
+async def server(dsn: str | None) -> AsyncIterator[str]:
+    if dsn is not None:
+        yield dsn
+        return
+    with tempfile.TemporaryDirectory(prefix="pgotel-bench-") as folder:
+        started = db.start_embedded(Path(folder))
+        try:
+            yield started.dsn
+        finally:
+            db.stop_embedded(Path(folder))
+
+
+async def fresh_database(admin_dsn: str, name: str) -> str:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def generate(dsn: str, volume: int, *, raw: bool) -> float:
+    """Fill a migrated database with `volume` requests over the last 7 days; seconds taken."""
+    began = time.perf_counter()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SET work_mem = '256MB'; SET synchronous_commit = off")
+        await db.migrate(conn)
+        today = db.utc_today()
+        await db.ensure_partitions(conn, today - dt.timedelta(days=DAYS + 1), today + dt.timedelta(days=1))
+        await conn.execute(_ENDPOINTS, ENDPOINTS)
+        await conn.execute(_SAMPLES, volume, dt.datetime.now(dt.UTC), ENDPOINTS)
+        await conn.execute(_MINUTE_ROLLUPS)
+        await conn.execute(_ERROR_ROLLUPS)
+        await conn.execute(_TOTALS)
+        if raw:
+            await conn.execute(_RAW_SPANS, uuid.uuid4())
+        await conn.execute("DROP TABLE bench_samples")
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    return time.perf_counter() - began
+
+
+def median_ms(samples: list[float]) -> float:
+    return 1000 * statistics.median(samples)
+
+
+async def time_api(pool: asyncpg.Pool, runs: int) -> dict[tuple[str, int], float]:
+    async def pool_provider() -> asyncpg.Pool:
+        return pool
+
+    app = FastAPI()
+    app.include_router(create_api_router(pool_provider, prefix=API))
+    timings: dict[tuple[str, int], float] = {}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+        for label, path, params in QUERIES:
+            for hours in WINDOWS:
+                samples = []
+                for run in range(runs + 1):
+                    began = time.perf_counter()
+                    response = await client.get(f"{API}/{path}", params={**params, "period_hours": hours})
+                    if run:  # the first run warms caches and prepared statements
+                        samples.append(time.perf_counter() - began)
+                    response.raise_for_status()
+                timings[label, hours] = median_ms(samples)
+    return timings
+
+
+async def time_raw(pool: asyncpg.Pool, runs: int) -> dict[int, float]:
+    timings = {}
+    for hours in WINDOWS:
+        start, end = db.window_bounds(hours)
+        samples = []
+        for run in range(max(3, runs // 2) + 1):
+            began = time.perf_counter()
+            await pool.fetch(_RAW_ENDPOINTS, start, end)
+            if run:
+                samples.append(time.perf_counter() - began)
+        timings[hours] = median_ms(samples)
+    return timings
+
+
+async def accuracy(pool: asyncpg.Pool) -> tuple[int, float, int]:
+    """(endpoints compared, worst relative percentile difference, request-count mismatches) over 7 d."""
+    start, end = db.window_bounds(168)
+    raw = {(r["http_method"], r["http_route"]): r for r in await pool.fetch(_RAW_ENDPOINTS, start, end)}
+    worst, mismatches = 0.0, 0
+    stats = await db.endpoint_stats(pool, period_hours=168)
+    for item in stats:
+        exact = raw[item.method, item.route]
+        mismatches += item.request_count != exact["request_count"] or item.error_count != exact["error_count"]
+        for name in ("p50_latency_ms", "p95_latency_ms", "p99_latency_ms"):
+            worst = max(worst, abs(getattr(item, name) / exact[name] - 1))
+    return len(stats), worst, mismatches
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--volumes", type=int, nargs=2, default=(2_000_000, 20_000_000))
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--dsn", help="an existing PostgreSQL (default: a temporary embedded one)")
+    args = parser.parse_args()
+    small, large = args.volumes
+    async with server(args.dsn) as admin_dsn:
+        results: dict[int, dict[tuple[str, int], float]] = {}
+        raw_ms: dict[int, float] = {}
+        for volume in (small, large):
+            dsn = await fresh_database(admin_dsn, f"pgotel_bench_{volume}")
+            seconds = await generate(dsn, volume, raw=volume == small)
+            pool = await asyncpg.create_pool(dsn, min_size=2, max_size=2)
+            assert pool is not None
+            try:
+                count = await pool.fetchval(
+                    "SELECT sum(count) FROM pgotel.http_rollup_1m r JOIN pgotel.http_endpoints e"
+                    " ON e.id = r.endpoint_id WHERE NOT e.is_total"
+                )
+                rows = await pool.fetchval("SELECT count(*) FROM pgotel.http_rollup_1m")
+                print(f"generated {int(count):,} requests ({rows:,} minute rollup rows) in {seconds:.0f} s")
+                results[volume] = await time_api(pool, args.runs)
+                if volume == small:
+                    raw_ms = await time_raw(pool, args.runs)
+                    compared, worst, mismatches = await accuracy(pool)
+                    print(
+                        f"7d accuracy vs PERCENTILE_CONT over the same {small:,} raw rows: {compared} endpoints,"
+                        f" worst P50/P95/P99 difference {100 * worst:.2f}%, count/error mismatches {mismatches}"
+                    )
+            finally:
+                await pool.close()
+        print(f"\nmedian of {args.runs} runs, ms (full HTTP API call through FastAPI, in-process)")
+        print(f"{'query':<26}{'window':>7}{f'{small:,}':>13}{f'{large:,}':>13}{'ratio':>8}")
+        for label, _, _ in QUERIES:
+            for hours in WINDOWS:
+                a, b = results[small][label, hours], results[large][label, hours]
+                print(f"{label:<26}{f'{hours}h':>7}{a:>13.1f}{b:>13.1f}{b / a:>8.2f}")
+        factor = large / small
+        print(f"\nPERCENTILE_CONT over raw span rows (per-endpoint answer), ms; {large:,} extrapolated x{factor:g}")
+        for hours in WINDOWS:
+            rollup = results[large]["endpoints", hours]
+            print(
+                f"{'raw endpoints':<26}{f'{hours}h':>7}{raw_ms[hours]:>13.1f}{raw_ms[hours] * factor:>13.1f}"
+                f"   rollup at {large:,}: {rollup:.1f} ms ({raw_ms[hours] * factor / rollup:.0f}x faster)"
+            )
+        worst_7d = max(results[large][label, 168] for label, _, _ in QUERIES)
+        worst_ratio = max(results[large][key] / results[small][key] for key in results[small])
+        print(
+            f"\nslowest 7d query at {large:,}: {worst_7d:.1f} ms (target < 100); worst ratio {worst_ratio:.2f} (< 1.5)"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
