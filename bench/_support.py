@@ -35,12 +35,17 @@ OTEL_CONFIG = REPO_ROOT / "otel-config.yaml"
 
 
 class DiscardSpanExporter(SpanExporter):
-    """Accepts every batch and keeps nothing: the cost of recording, without the cost of storing."""
+    """Accepts every batch and keeps nothing: the cost of recording, without the cost of storing.
+
+    Counts what it was given (process-wide), so a benchmark can check that no span was dropped upstream."""
+
+    received = 0
 
     def __init__(self, **_plugin_options: Any) -> None:
         pass
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        DiscardSpanExporter.received += len(spans)
         return SpanExportResult.SUCCESS
 
 
@@ -95,6 +100,19 @@ def swap_pgotel_exporters_for_discard() -> None:
 
 
 # -- processes, signals, temporary PostgreSQL ----------------------------------------------------
+
+
+def app_environment(mode: str, dsn: str) -> dict[str, str]:
+    """Environment of a benchmark app process: the real otel-config.yaml reads its DSN and token from here."""
+    return {
+        **os.environ,
+        "BENCH_MODE": mode,
+        "BENCH_DSN": dsn,
+        "PGOTEL_DSN": dsn,
+        "PGOTEL_DASHBOARD_TOKEN": "bench-dashboard-token",
+        "OTEL_SERVICE_NAME": "bench",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def exit_on_sigterm() -> None:

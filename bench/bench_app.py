@@ -1,8 +1,8 @@
 """The application every benchmark measures, in one of six instrumentation modes.
 
-`uvicorn bench_app:app --app-dir bench` builds it from `BENCH_MODE` and `BENCH_DSN`; `request_cost.py`
-calls `build_app()` directly. Two endpoints: `/trivial` (JSON, no I/O) and `/db` (one asyncpg query of
-~3 ms through a pool created in the lifespan)."""
+`uvicorn --factory bench_app:app_from_environment --app-dir bench` builds it from `BENCH_MODE` and
+`BENCH_DSN`; `request_cost.py` calls `build_app()` directly. Two endpoints: `/trivial` (JSON, no I/O)
+and `/db` (one asyncpg query of ~3 ms through a pool created in the lifespan)."""
 
 from __future__ import annotations
 
@@ -172,10 +172,7 @@ def _logfire(app: FastAPI) -> Telemetry:
     return Telemetry(logfire.force_flush)
 
 
-def _app_from_environment() -> FastAPI:
+def app_from_environment() -> FastAPI:
+    """The factory `uvicorn --factory bench_app:app_from_environment` serves."""
     built, _ = build_app(os.environ.get("BENCH_MODE", "none"), os.environ.get("BENCH_DSN", ""))
     return built
-
-
-if os.environ.get("BENCH_MODE"):
-    app = _app_from_environment()

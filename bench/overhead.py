@@ -12,7 +12,6 @@ the CPU that the PostgreSQL server processes spent per 1,000 requests.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import socket
@@ -28,6 +27,7 @@ from typing import Any
 import psutil
 from _support import (
     BENCH_DIR,
+    app_environment,
     exit_on_sigterm,
     machine_line,
     median,
@@ -81,16 +81,9 @@ def free_port() -> int:
 
 
 def start_app(mode: str, dsn: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "BENCH_MODE": mode,
-        "BENCH_DSN": dsn,
-        "PGOTEL_DSN": dsn,
-        "OTEL_SERVICE_NAME": "bench",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = app_environment(mode, dsn)
     command = [
-        sys.executable, "-m", "uvicorn", "bench_app:app", "--app-dir", str(BENCH_DIR),
+        sys.executable, "-m", "uvicorn", "--factory", "bench_app:app_from_environment", "--app-dir", str(BENCH_DIR),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     # Own session: Ctrl-C reaches only this script, which then stops the app gracefully (telemetry flushed).
