@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from opentelemetry import _logs, metrics, trace
+from opentelemetry._logs import _internal as logs_internal
+from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -90,6 +92,8 @@ def unset_globals(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """Globals can be set once per process: record what setup() would set, as if none was set yet."""
     chosen: dict[str, object] = {}
     monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)
+    monkeypatch.setattr(metrics, "get_meter_provider", metrics_internal._ProxyMeterProvider)
+    monkeypatch.setattr(_logs, "get_logger_provider", logs_internal.ProxyLoggerProvider)
     monkeypatch.setattr(trace, "set_tracer_provider", lambda provider: chosen.setdefault("tracer", provider))
     monkeypatch.setattr(metrics, "set_meter_provider", lambda provider: chosen.setdefault("meter", provider))
     monkeypatch.setattr(_logs, "set_logger_provider", lambda provider: chosen.setdefault("logger", provider))

@@ -45,7 +45,12 @@ class DashboardPool:
             if self._pool is None:
                 # Resolving `embedded` may start the server: a blocking call, kept off the loop.
                 dsn = await asyncio.to_thread(db.resolve_dsn, self._database)
-                self._pool = await db.create_pool(dsn, size=self._size)
+                pool = await db.create_pool(dsn, size=self._size)
+                # A dashboard may be the first to reach a new database (`pgotel serve` before any app):
+                # give it the schema so it shows empty states rather than errors.
+                async with pool.acquire() as conn:
+                    await db.migrate(conn)
+                self._pool = pool
             return self._pool
 
     async def close(self) -> None:

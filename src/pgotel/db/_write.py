@@ -13,6 +13,7 @@ from pgotel.config import DatabaseSettings
 from pgotel.db._connect import create_pool, resolve_dsn
 from pgotel.db._migrate import Connection, migrate
 from pgotel.db._retention import ensure_partitions, ensure_partitions_around_today, prune
+from pgotel.db._rollups import refresh_rollups
 
 # Column order of every table the exporters write; row tuples follow it exactly.
 # Partitioned tables put their partition key (a timestamptz) first.
@@ -120,6 +121,10 @@ class TelemetryStore:
     async def copy_rows(self, table: str, rows: Sequence[Row]) -> None:
         async with self._pool.acquire() as conn:
             await copy_rows(conn, table, rows)
+
+    async def refresh_rollups(self) -> int:
+        async with self._pool.acquire() as conn:
+            return await refresh_rollups(conn)
 
     def terminate(self) -> None:
         """Drop every connection at once (used on failure and at shutdown, where waiting is not an option)."""

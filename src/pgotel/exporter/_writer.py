@@ -33,6 +33,7 @@ _log = logging.getLogger("pgotel.exporter")
 _T = TypeVar("_T")
 _PARTITION_CHECK_INTERVAL_S = 3600.0
 _PRUNE_INTERVAL_S = 86_400.0
+_ROLLUP_INTERVAL_S = 10.0
 _FUTURE_DAYS_ACCEPTED = 2
 
 
@@ -161,7 +162,7 @@ class TelemetryWriter:
 
     async def _main(self) -> None:
         backoff = 0.1
-        last_partitions = last_prune = 0.0
+        last_partitions = last_prune = last_rollup = 0.0
         while not self._closing:
             try:
                 if self._store is None:
@@ -176,6 +177,9 @@ class TelemetryWriter:
                 if now - last_prune >= _PRUNE_INTERVAL_S:
                     await self._prune(self._store)
                     last_prune = now
+                if now - last_rollup >= _ROLLUP_INTERVAL_S:
+                    await self._store.refresh_rollups()
+                    last_rollup = now
                 await self._sleep(self._exporter.flush_interval_ms / 1000)
             except Exception as exc:
                 self._log.warning("pgotel: PostgreSQL unavailable, buffering telemetry and retrying: %r", exc)
