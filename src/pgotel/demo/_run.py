@@ -87,9 +87,10 @@ def run_demo(
     # Started from the main thread: the server's parent-death signal is tied to the starting thread.
     cache = EmbeddedRedis.start(config.settings.database.embedded.data_dir / "redis")
     try:
-        # setup() reads the file again: the dashboard watches the demo's Redis, and gets this run's
-        # token when none is configured, through the environment variables the file honours.
+        # setup() reads the file again: the dashboard watches the demo's Redis, gets this run's token
+        # when none is configured, and the service is named, through variables the file honours.
         os.environ["PGOTEL_REDIS_URL"] = cache.url
+        os.environ.setdefault("OTEL_SERVICE_NAME", "pgotel-demo")
         if token is not None:
             os.environ["PGOTEL_DASHBOARD_TOKEN"] = token
         demo_config = load_config(config.path)
