@@ -73,6 +73,12 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     assert loaded.settings.database.dsn == "postgresql://env@localhost/db"
 
 
+def test_redis_url_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PGOTEL_REDIS_URL", "redis://127.0.0.1:6390/0")
+    loaded = load_config(_write(tmp_path, _MINIMAL + "pgotel:\n  monitoring:\n    redis_url: redis://file:1/0\n"))
+    assert loaded.settings.monitoring.redis_url == "redis://127.0.0.1:6390/0"
+
+
 def test_otel_schema_errors_name_the_file(tmp_path: Path) -> None:
     path = _write(tmp_path, _MINIMAL + "tracer_provider:\n  processors: 12\n")
     with pytest.raises(PgotelConfigError, match=r"otel-config\.yaml: .*processors"):

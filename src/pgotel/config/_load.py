@@ -17,6 +17,7 @@ DEFAULT_CONFIG_FILE = "otel-config.yaml"
 _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "PGOTEL_DSN": ("database", "dsn"),
     "PGOTEL_DASHBOARD_TOKEN": ("dashboard", "auth"),
+    "PGOTEL_REDIS_URL": ("monitoring", "redis_url"),
 }
 
 
