@@ -117,3 +117,23 @@ async def test_a_row_postgresql_rejects_is_dropped_alone(settings: PgotelSetting
         assert exporter.writer.accounting.snapshot()["dropped"] == {"spans/rejected_by_database": 1}
     finally:
         exporter.shutdown()
+
+
+class _Exploding:
+    """Stands for a broken SDK object: touching it raises a BaseException (the SDK's batch worker dies on one)."""
+
+    def __getattr__(self, name: str) -> object:
+        raise KeyboardInterrupt(name)
+
+
+def test_export_never_raises_even_on_base_exceptions(settings: PgotelSettings) -> None:
+    spans = PostgresSpanExporter(settings=settings)
+    metrics = PostgresMetricExporter(settings=settings)
+    try:
+        assert spans.export([_Exploding()]).name == "FAILURE"  # type: ignore[list-item]
+        assert metrics.export(_Exploding()).name == "FAILURE"  # type: ignore[arg-type]
+        dropped = spans.writer.accounting.snapshot()["dropped"]
+        assert dropped == {"spans/conversion_error": 1, "metric_points/malformed_batch": 1}
+    finally:
+        spans.shutdown()
+        metrics.shutdown()

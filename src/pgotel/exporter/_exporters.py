@@ -6,8 +6,8 @@ SDK's batch worker dies on one): anything unexpected is counted as a drop and re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -45,6 +45,18 @@ DELTA_PREFERENCE: dict[type, AggregationTemporality] = {
 }
 
 
+_P = TypeVar("_P")
+
+
+def _point_count(data: MetricsData) -> int:
+    return sum(
+        len(metric.data.data_points)
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+    )
+
+
 class _Pipeline:
     """What each exporter owns: its converter, the shared writer, and its signal's accounting."""
 
@@ -58,21 +70,27 @@ class _Pipeline:
         self.rows = RowConverter(encoder)
         self._shut_down = False
 
-    def export(self, count: int, convert: Any, payload: Any) -> bool:
+    def export(self, payload: _P, count: Callable[[_P], int], convert: Callable[[_P], RowBatch]) -> bool:
+        """Convert and queue `payload`; False (never an exception) when anything was dropped."""
         accounting = self.writer.accounting
-        accounting.received(self.signal, count)
+        try:
+            items = count(payload)
+        except BaseException:
+            accounting.dropped(self.signal, "malformed_batch")
+            return False
+        accounting.received(self.signal, items)
         if self._shut_down:
-            accounting.dropped(self.signal, "exporter_shut_down", count)
+            accounting.dropped(self.signal, "exporter_shut_down", items)
             return False
         try:
-            batch: RowBatch = convert(payload)
+            batch = convert(payload)
+            converted = batch.row_count()
+            if converted < items:
+                accounting.dropped(self.signal, "unconvertible", items - converted)
+            return self.writer.submit(batch)
         except BaseException:
-            accounting.dropped(self.signal, "conversion_error", count)
+            accounting.dropped(self.signal, "conversion_error", items)
             return False
-        converted = batch.row_count()
-        if converted < count:
-            accounting.dropped(self.signal, "unconvertible", count - converted)
-        return self.writer.submit(batch)
 
     def force_flush(self, timeout_millis: float) -> bool:
         return self.writer.flush(timeout_millis / 1000)
@@ -94,7 +112,7 @@ class PostgresSpanExporter(SpanExporter):
         return self._pipeline.writer
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ok = self._pipeline.export(len(spans), self._pipeline.rows.spans, spans)
+        ok = self._pipeline.export(spans, len, self._pipeline.rows.spans)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -115,7 +133,7 @@ class PostgresLogExporter(LogRecordExporter):
         return self._pipeline.writer
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        ok = self._pipeline.export(len(batch), self._pipeline.rows.logs, batch)
+        ok = self._pipeline.export(batch, len, self._pipeline.rows.logs)
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -137,13 +155,7 @@ class PostgresMetricExporter(MetricExporter):
         return self._pipeline.writer
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_kwargs: Any) -> MetricExportResult:
-        count = sum(
-            len(metric.data.data_points)
-            for resource_metrics in metrics_data.resource_metrics
-            for scope_metrics in resource_metrics.scope_metrics
-            for metric in scope_metrics.metrics
-        )
-        ok = self._pipeline.export(count, self._pipeline.rows.metrics, metrics_data)
+        ok = self._pipeline.export(metrics_data, _point_count, self._pipeline.rows.metrics)
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

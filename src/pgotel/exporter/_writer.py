@@ -103,7 +103,8 @@ class TelemetryWriter:
                 self._queued += len(taken)
             wake = self._queued >= self._exporter.batch_rows
         if wake:
-            self._loop.call_soon_threadsafe(self._wakeup.set)
+            with contextlib.suppress(RuntimeError):  # the loop is gone: rows wait, and overflow is counted
+                self._loop.call_soon_threadsafe(self._wakeup.set)
         return accepted
 
     def flush(self, timeout_s: float) -> bool:
