@@ -1,0 +1,134 @@
+"""`OTEL_CONFIG_FILE=otel-config.yaml opentelemetry-instrument uvicorn app:app` on an app without pgotel code.
+
+The telemetry must be what `pgotel.setup(app)` gives, stored in PostgreSQL by the exporters of the same file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+_PLAIN_APP = """
+import logging
+import os
+
+import asyncpg
+from fastapi import FastAPI
+
+app = FastAPI()
+logger = logging.getLogger("plainapp")
+
+
+@app.get("/hello/{name}")
+async def hello(name: str) -> dict[str, str]:
+    logger.warning("greeting %s", name)
+    return {"hello": name}
+
+
+@app.get("/db")
+async def database() -> dict[str, int]:
+    conn = await asyncpg.connect(os.environ["PGOTEL_DSN"])
+    try:
+        return {"one": await conn.fetchval("SELECT 1")}
+    finally:
+        await conn.close()
+"""
+_REQUESTS = ("/hello/alice", "/hello/bob", "/db")
+
+
+def _serve_and_request(tmp_path: Path, dsn: str) -> dict[str, httpx.Response]:
+    """Run the app under opentelemetry-instrument, send `_REQUESTS`, stop it with SIGTERM."""
+    bin_dir = Path(sys.executable).parent
+    socket_path = tmp_path / "app.sock"
+    env = {
+        **os.environ,
+        "OTEL_CONFIG_FILE": "otel-config.yaml",
+        "PGOTEL_DSN": dsn,
+        "PGOTEL_DASHBOARD_TOKEN": "auto-test-token",
+    }
+    server = subprocess.Popen(
+        [bin_dir / "opentelemetry-instrument", bin_dir / "uvicorn", "plainapp:app", "--uds", socket_path],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    responses: dict[str, httpx.Response] = {}
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://app") as client:
+            for _ in range(600):  # until the server is up (bounded)
+                try:
+                    responses[_REQUESTS[0]] = client.get(_REQUESTS[0])
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            for path in _REQUESTS[1:]:
+                responses[path] = client.get(path)
+    finally:
+        server.send_signal(signal.SIGTERM)  # uvicorn's graceful shutdown: the app's lifespan flushes the pipeline
+        _, stderr = server.communicate(timeout=60)
+    statuses = [responses[path].status_code if path in responses else None for path in _REQUESTS]
+    assert statuses == [200, 200, 200], stderr.decode()[-3000:]
+    return responses
+
+
+async def _stored(dsn: str, query: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [dict(row) for row in await conn.fetch(query)]
+    finally:
+        await conn.close()
+
+
+def test_opentelemetry_instrument_gives_pgotel_telemetry(dsn: str, tmp_path: Path, repo_root: Path) -> None:
+    (tmp_path / "plainapp.py").write_text(_PLAIN_APP)
+    (tmp_path / "otel-config.yaml").write_text((repo_root / "otel-config.yaml").read_text())
+
+    responses = _serve_and_request(tmp_path, dsn)
+
+    spans = asyncio.run(
+        _stored(
+            dsn,
+            "SELECT s.name, s.kind, s.trace_id, s.span_id, s.parent_span_id, s.attributes->>'url.path' AS path,"
+            " sc.name AS scope FROM pgotel.spans s JOIN pgotel.scopes sc ON sc.id = s.scope_id",
+        )
+    )
+    server_spans = {span["path"]: span for span in spans if span["kind"] == 2}
+    # One SERVER span per request, from pgotel's middleware only (no stock or FastAPI-native server span).
+    assert sorted((span["name"], span["scope"]) for span in server_spans.values()) == [
+        ("GET /db", "pgotel.instrumentation.fastapi"),
+        ("GET /hello/{name}", "pgotel.instrumentation.fastapi"),
+        ("GET /hello/{name}", "pgotel.instrumentation.fastapi"),
+    ]
+    for path in _REQUESTS:
+        assert uuid.UUID(responses[path].headers["X-Trace-ID"]) == server_spans[path]["trace_id"]
+    # The app's own query is a client span of its request; the exporter's queries are not traced at all.
+    db_span = server_spans["/db"]
+    assert [(span["name"], span["trace_id"], span["parent_span_id"]) for span in spans if span["kind"] != 2] == [
+        ("SELECT", db_span["trace_id"], db_span["span_id"])
+    ]
+
+    logs = asyncio.run(_stored(dsn, "SELECT body #>> '{}' AS body, trace_id FROM pgotel.logs"))
+    assert sorted((log["body"], log["trace_id"]) for log in logs) == [
+        ("greeting alice", server_spans["/hello/alice"]["trace_id"]),
+        ("greeting bob", server_spans["/hello/bob"]["trace_id"]),
+    ]
+
+    measured = asyncio.run(
+        _stored(
+            dsn,
+            "SELECT sum(p.count)::int AS requests FROM pgotel.exp_histogram_points p"
+            " JOIN pgotel.metric_series s ON p.series_id = s.id WHERE s.name = 'http.server.request.duration'",
+        )
+    )
+    assert measured == [{"requests": len(_REQUESTS)}]
