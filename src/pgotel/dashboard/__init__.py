@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from pgotel.config import PgotelSettings
-from pgotel.dashboard._api import create_api_router
+from pgotel.dashboard._api import MonitoringData, create_api_router
 from pgotel.dashboard._auth import check_bind_allowed
-from pgotel.dashboard._data import DatabaseDashboardData
 from pgotel.dashboard._router import DashboardPool, install_dashboard
 
 __all__ = ["check_bind_allowed", "create_dashboard_app", "mount"]
@@ -21,11 +20,12 @@ def mount(app: FastAPI, settings: PgotelSettings) -> None:
     when the app shuts down.
     """
     pool = DashboardPool(settings.database)
+    redis_url = settings.monitoring.redis_url
     install_dashboard(
         app,
         settings,
-        api_router=create_api_router(pool, redis_url=settings.monitoring.redis_url),
-        data=DatabaseDashboardData(pool),
+        api_router=create_api_router(pool, redis_url=redis_url),
+        data=MonitoringData(pool, redis_url=redis_url),
         pool=pool,
     )
 
