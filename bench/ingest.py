@@ -167,6 +167,8 @@ def main() -> None:
                         wall, cpu = run_exporter(exporter, spans)
                     else:
                         wall, cpu = asyncio.run(run_raw_copy(server.dsn, rows))
+                    # A closed connection's backend is counted once the postmaster has reaped it.
+                    time.sleep(0.5)
                     postgres = process_tree_cpu_seconds(server.pid) - postgres_before
                     stored = asyncio.run(count_spans(server.dsn))
                     if stored != len(spans):
