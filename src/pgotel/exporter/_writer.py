@@ -249,6 +249,15 @@ class TelemetryWriter:
                 self._queued -= sum(len(rows) for rows in work.values())
             if not work:
                 return
+            try:
+                # A batch submitted after _drain() wrote the side rows is popped here too: write its series
+                # first (submit() queues both under the lock), or the rollup refresh could take the points'
+                # dirty minutes while their series is still missing and never roll them up.
+                await self._write_side_rows(store)
+            except BaseException:
+                for table, rows in work.items():
+                    self._requeue(table, rows)
+                raise
             results = await asyncio.gather(
                 *(self._write_table(store, table, rows) for table, rows in work.items()), return_exceptions=True
             )
