@@ -275,9 +275,12 @@ def assert_page_matches_api(page: Page, watch: Watch, period_hours: int) -> dict
     latency = watch.last_api_answer("/timeseries/latency")["points"]
     traffic = watch.last_api_answer("/timeseries/requests")["points"]
     assert latency
+    # Intervals without requests are gaps, not 0 ms.
     assert chart_series(page, "latency") == [
-        [[point["time"], point[f"p{q}_latency_ms"]] for point in latency] for q in (50, 95, 99)
+        [[point["time"], point[f"p{q}_latency_ms"] if point["avg_latency_ms"] else None] for point in latency]
+        for q in (50, 95, 99)
     ]
+    assert {value is None for _, value in chart_series(page, "latency")[0]} == {True, False}
     assert chart_series(page, "traffic") == [
         [[point["time"], point[key]] for point in traffic] for key in ("request_count", "error_count")
     ]

@@ -78,12 +78,19 @@
       });
   }
 
+  // An interval without requests has no latency (the API reports 0 for every figure): leave a gap rather
+  // than draw a line at 0 ms, and mark each point so an interval between two gaps still shows.
+  function latencyOf(key) {
+    return function (p) { return [p.time, p.avg_latency_ms > 0 ? p[key] : null]; };
+  }
+
   function drawLatency(points) {
     var option = baseOption("ms");
+    var marked = { showSymbol: true, symbolSize: 3 };
     option.series = [
-      line("P50", C.green, points.map(function (p) { return [p.time, p.p50_latency_ms]; })),
-      line("P95", C.cyan, points.map(function (p) { return [p.time, p.p95_latency_ms]; })),
-      line("P99", C.amber, points.map(function (p) { return [p.time, p.p99_latency_ms]; }))
+      line("P50", C.green, points.map(latencyOf("p50_latency_ms")), marked),
+      line("P95", C.cyan, points.map(latencyOf("p95_latency_ms")), marked),
+      line("P99", C.amber, points.map(latencyOf("p99_latency_ms")), marked)
     ];
     charts.latency.setOption(option, true);
     showEmpty("latency", points.length === 0);
