@@ -24,6 +24,15 @@ def ns_to_datetime(unix_nano: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(microseconds=unix_nano // 1000)
 
 
+def sdk_attributes(attributes: Any) -> Mapping[str, Any]:
+    """The plain dict inside the SDK's BoundedAttributes (immutable once its span ended). Through its
+    public Mapping interface every key costs a lock and several calls; conversion reads each many times."""
+    if not attributes:
+        return {}
+    inner = getattr(attributes, "_dict", None)
+    return inner if type(inner) is dict else attributes
+
+
 def signed64(unsigned: int) -> int:
     """A 64-bit OTel span id as PostgreSQL's signed bigint (two's complement)."""
     return unsigned - (1 << 64) if unsigned >= _INT64 else unsigned
@@ -52,6 +61,8 @@ class ValueEncoder:
         """JSON object text for an attribute map, secrets redacted."""
         if not attributes:
             return "{}"
+        if type(attributes) is not dict:
+            attributes = dict(attributes)
         redacted = self._redactor.redact_attributes(attributes)
         if len(redacted) <= self._limits.max_attributes:
             text = self._fast_json(redacted)

@@ -31,11 +31,12 @@ from opentelemetry.sdk.metrics.export import (
     NumberDataPoint as NumberPoint,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link
 
 from pgotel.db import Row
-from pgotel.exporter._encode import ValueEncoder, ns_to_datetime, signed64
+from pgotel.exporter._encode import ValueEncoder, ns_to_datetime, sdk_attributes, signed64
 
 METRIC_KIND = {Gauge: 1, Sum: 2, Histogram: 3, ExponentialHistogram: 4}
 _UNKNOWN_SERVICE = "unknown_service"
@@ -116,22 +117,34 @@ class RowConverter:
 
     def spans(self, spans: Sequence[ReadableSpan]) -> RowBatch:
         batch = RowBatch()
+        rows = batch.rows.setdefault("spans", [])
         text = self._encode.text
+        encode_attributes = self._encode.attributes
+        last_resource: Resource | None = None
+        last_scope: InstrumentationScope | None = None
+        resource_id = scope_id = uuid.UUID(int=0)
+        service = ""
         for span in spans:
             context = span.context
             if context is None:
                 continue
-            resource_id, service = self._resource(span.resource, batch)
-            scope_id = self._scope(span.instrumentation_scope, batch)
-            attributes = span.attributes or {}
+            if span.resource is not last_resource:  # a batch usually holds one resource and few scopes
+                last_resource = span.resource
+                resource_id, service = self._resource(last_resource, batch)
+            if span.instrumentation_scope is not last_scope:
+                last_scope = span.instrumentation_scope
+                scope_id = self._scope(last_scope, batch)
+            attributes = sdk_attributes(span._attributes)
             start = span.start_time or 0
             end = span.end_time or start
             parent = span.parent
-            method = attributes.get("http.request.method", attributes.get("http.method"))
+            status = span.status
+            method = attributes.get("http.request.method") or attributes.get("http.method")
             route = attributes.get("http.route")
-            status = attributes.get("http.response.status_code", attributes.get("http.status_code"))
-            batch.add(
-                "spans",
+            code = attributes.get("http.response.status_code") or attributes.get("http.status_code")
+            events = span.events
+            links = span.links
+            rows.append(
                 (
                     ns_to_datetime(start),
                     start,
@@ -143,49 +156,57 @@ class RowConverter:
                     int(context.trace_flags),
                     text(span.name) or "",
                     span.kind.value + 1,  # OTLP numbering: 1 internal, 2 server, 3 client, ...
-                    span.status.status_code.value,
-                    text(span.status.description),
+                    status.status_code.value,
+                    text(status.description) if status.description else None,
                     service,
                     resource_id,
                     scope_id,
                     text(method) if isinstance(method, str) else None,
                     text(route) if isinstance(route, str) else None,
-                    _http_status(status),
-                    self._encode.attributes(attributes),
-                    self._events(span) if span.events else None,
-                    self._links(span) if span.links else None,
+                    _http_status(code),
+                    encode_attributes(attributes),
+                    self._events(events) if events else None,
+                    self._links(links) if links else None,
                     span.dropped_attributes,
                     span.dropped_events,
                     span.dropped_links,
-                ),
+                )
             )
         return batch
 
-    def _events(self, span: ReadableSpan) -> str:
-        events = [
-            {
-                "name": event.name,
-                "time_unix_nano": event.timestamp,
-                "attributes": json.loads(self._encode.attributes(event.attributes)),
-                "dropped_attributes": event.dropped_attributes,
-            }
-            for event in span.events
-        ]
-        return self._encode.any_value(events) or "[]"
+    def _events(self, events: Sequence[Event]) -> str:
+        return (
+            self._encode.any_value(
+                [
+                    {
+                        "name": event.name,
+                        "time_unix_nano": event.timestamp,
+                        "attributes": json.loads(self._encode.attributes(event.attributes)),
+                        "dropped_attributes": event.dropped_attributes,
+                    }
+                    for event in events
+                ]
+            )
+            or "[]"
+        )
 
-    def _links(self, span: ReadableSpan) -> str:
-        links = [
-            {
-                "trace_id": f"{link.context.trace_id:032x}",
-                "span_id": f"{link.context.span_id:016x}",
-                "trace_state": link.context.trace_state.to_header() if link.context.trace_state else "",
-                "trace_flags": int(link.context.trace_flags),
-                "attributes": json.loads(self._encode.attributes(link.attributes)),
-                "dropped_attributes": link.dropped_attributes,
-            }
-            for link in span.links
-        ]
-        return self._encode.any_value(links) or "[]"
+    def _links(self, links: Sequence[Link]) -> str:
+        return (
+            self._encode.any_value(
+                [
+                    {
+                        "trace_id": f"{link.context.trace_id:032x}",
+                        "span_id": f"{link.context.span_id:016x}",
+                        "trace_state": link.context.trace_state.to_header() if link.context.trace_state else "",
+                        "trace_flags": int(link.context.trace_flags),
+                        "attributes": json.loads(self._encode.attributes(link.attributes)),
+                        "dropped_attributes": link.dropped_attributes,
+                    }
+                    for link in links
+                ]
+            )
+            or "[]"
+        )
 
     # -- logs ----------------------------------------------------------------------------------
 
