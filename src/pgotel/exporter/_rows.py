@@ -33,12 +33,16 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link
+from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from pgotel.db import Row
 from pgotel.exporter._encode import ValueEncoder, ns_to_datetime, sdk_attributes, signed64
 
 METRIC_KIND = {Gauge: 1, Sum: 2, Histogram: 3, ExponentialHistogram: 4}
+# Stored with OTLP's numbering (1 internal, 2 server, 3 client, 4 producer, 5 consumer), which SQL users
+# and other OTel tools know; the Python API's enum starts at 0.
+_OTLP_SPAN_KIND = {kind: kind.value + 1 for kind in SpanKind}
+_STATUS_CODE = {code: code.value for code in StatusCode}
 _UNKNOWN_SERVICE = "unknown_service"
 _INT64_MAX = (1 << 63) - 1
 _FINGERPRINT_CACHE_MAX = 4096
@@ -120,20 +124,22 @@ class RowConverter:
         rows = batch.rows.setdefault("spans", [])
         text = self._encode.text
         encode_attributes = self._encode.attributes
-        last_resource: Resource | None = None
-        last_scope: InstrumentationScope | None = None
-        resource_id = scope_id = uuid.UUID(int=0)
-        service = ""
+        # A batch holds one resource and a few scopes: resolve each once per batch, by identity.
+        resources: dict[int, tuple[uuid.UUID, str]] = {}
+        scopes: dict[int, uuid.UUID] = {}
         for span in spans:
             context = span.context
             if context is None:
                 continue
-            if span.resource is not last_resource:  # a batch usually holds one resource and few scopes
-                last_resource = span.resource
-                resource_id, service = self._resource(last_resource, batch)
-            if span.instrumentation_scope is not last_scope:
-                last_scope = span.instrumentation_scope
-                scope_id = self._scope(last_scope, batch)
+            resource = span.resource
+            resolved = resources.get(id(resource))
+            if resolved is None:
+                resolved = resources[id(resource)] = self._resource(resource, batch)
+            resource_id, service = resolved
+            scope = span.instrumentation_scope
+            scope_id = scopes.get(id(scope))
+            if scope_id is None:
+                scope_id = scopes[id(scope)] = self._scope(scope, batch)
             attributes = sdk_attributes(span._attributes)
             start = span.start_time or 0
             end = span.end_time or start
@@ -142,8 +148,9 @@ class RowConverter:
             method = attributes.get("http.request.method") or attributes.get("http.method")
             route = attributes.get("http.route")
             code = attributes.get("http.response.status_code") or attributes.get("http.status_code")
-            events = span.events
-            links = span.links
+            # The public properties copy these under a lock even when empty.
+            events = tuple(span._events) if span._events else ()
+            links = tuple(span._links) if span._links else ()
             rows.append(
                 (
                     ns_to_datetime(start),
@@ -155,8 +162,8 @@ class RowConverter:
                     (context.trace_state.to_header() or None) if context.trace_state else None,
                     int(context.trace_flags),
                     text(span.name) or "",
-                    span.kind.value + 1,  # OTLP numbering: 1 internal, 2 server, 3 client, ...
-                    status.status_code.value,
+                    _OTLP_SPAN_KIND[span.kind],
+                    _STATUS_CODE[status.status_code],
                     text(status.description) if status.description else None,
                     service,
                     resource_id,
