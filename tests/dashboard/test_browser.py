@@ -11,37 +11,21 @@ import random
 import shutil
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import pytest
 import uvicorn
-from fastapi import FastAPI
-from opentelemetry.sdk.metrics import Histogram, MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    InMemoryMetricReader,
-    Metric,
-    MetricExportResult,
-    MetricsData,
-)
-from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
 from playwright.sync_api import Browser, Dialog, Page, Response, sync_playwright
 
-from pgotel import db
-from pgotel.config import PgotelSettings, parse_settings
-from pgotel.dashboard import mount
+from pgotel.config import PgotelSettings
 from pgotel.dashboard._views import format_ms, format_pct
-from pgotel.exporter import PostgresMetricExporter
-from tests.db.traffic import METRIC, Request, random_requests
+from tests.dashboard.conftest import API, PAGE, TOKEN, dashboard_app
+from tests.dashboard.traffic import store_traffic
+from tests.db.traffic import Request, random_requests
 
 pytestmark = pytest.mark.browser
 
-TOKEN = "s3cret-browser-token"
-PAGE = "/ui/monitoring/advanced"
-API = "/api/monitoring/advanced"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -66,89 +50,20 @@ TRAFFIC_BY_AGE: tuple[tuple[dt.timedelta, tuple[tuple[str, str, float], ...], in
 )
 
 
-def export_requests(exporter: PostgresMetricExporter, requests: Sequence[Request], age: dt.timedelta) -> None:
-    """Record `requests` as the FastAPI instrumentation does (the SDK's exponential histogram view, delta
-    temporality) and export them through pgotel's exporter, as if collected `age` ago."""
-    reader = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
-    provider = MeterProvider(
-        metric_readers=[reader],
-        resource=Resource.create({"service.name": "shop"}),
-        views=[View(instrument_name=METRIC, aggregation=ExponentialBucketHistogramAggregation(160, 20))],
-    )
-    histogram = provider.get_meter("opentelemetry.instrumentation.fastapi").create_histogram(METRIC, unit="s")
-    for request in requests:
-        attributes: dict[str, str | int] = {
-            "http.request.method": request.method,
-            "http.route": request.route,
-            "http.response.status_code": request.status,
-        }
-        if request.error_type is not None:
-            attributes["error.type"] = request.error_type
-        histogram.record(request.seconds, attributes)
-    data = reader.get_metrics_data()
-    provider.shutdown()
-    assert data is not None
-    assert exporter.export(aged(data, age)) is MetricExportResult.SUCCESS
-
-
-def aged(data: MetricsData, age: dt.timedelta) -> MetricsData:
-    """`data` with every point's start and time moved `age` into the past."""
-    shift = int(age.total_seconds() * 1e9)
-
-    def moved(metric: Metric) -> Metric:
-        points = [
-            dataclasses.replace(
-                point,
-                start_time_unix_nano=point.start_time_unix_nano - shift,
-                time_unix_nano=point.time_unix_nano - shift,
-            )
-            for point in metric.data.data_points
-        ]
-        aggregated: Any = metric.data  # replace() cannot type a field of a union of dataclasses
-        return dataclasses.replace(metric, data=dataclasses.replace(aggregated, data_points=points))
-
-    return dataclasses.replace(
-        data,
-        resource_metrics=[
-            dataclasses.replace(
-                resource_metrics,
-                scope_metrics=[
-                    dataclasses.replace(scope_metrics, metrics=[moved(metric) for metric in scope_metrics.metrics])
-                    for scope_metrics in resource_metrics.scope_metrics
-                ],
-            )
-            for resource_metrics in data.resource_metrics
-        ],
-    )
-
-
 @pytest.fixture
-async def settings(dsn: str) -> PgotelSettings:
-    """Settings for a database holding traffic of three ages plus telemetry carrying markup payloads."""
-    settings = parse_settings({"database": {"dsn": dsn}, "dashboard": {"auth": TOKEN}}, source="test")
+async def stored(settings: PgotelSettings) -> PgotelSettings:
+    """`settings`, once their database holds traffic of three ages plus telemetry carrying markup payloads."""
     rng = random.Random(20260101)
-    exporter = PostgresMetricExporter(settings=settings)
-    try:
-        for age, endpoints, count in TRAFFIC_BY_AGE:
-            export_requests(exporter, random_requests(rng, count, endpoints), age)
-        payloads = [Request("shop", "GET", route, 500, 0.030, XSS_ERROR_TYPE) for route in XSS_ROUTES]
-        export_requests(exporter, payloads, dt.timedelta(minutes=2))
-        assert exporter.force_flush(10_000)
-    finally:
-        exporter.shutdown()
-    conn = await asyncpg.connect(dsn)
-    try:
-        await db.refresh_rollups(conn)  # the writer refreshes every 10 s; this takes whatever it left
-    finally:
-        await conn.close()
+    batches = [(age, random_requests(rng, count, endpoints)) for age, endpoints, count in TRAFFIC_BY_AGE]
+    payloads = [Request("shop", "GET", route, 500, 0.030, XSS_ERROR_TYPE) for route in XSS_ROUTES]
+    await store_traffic(settings, [*batches, (dt.timedelta(minutes=2), payloads)])
     return settings
 
 
 @pytest.fixture
-def base_url(settings: PgotelSettings) -> Iterator[str]:
+def base_url(stored: PgotelSettings) -> Iterator[str]:
     """A host app with the dashboard mounted, served by uvicorn on a free loopback port in a thread."""
-    app = FastAPI()
-    mount(app, settings)
+    app = dashboard_app(stored)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
