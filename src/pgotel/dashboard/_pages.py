@@ -22,21 +22,10 @@ from pgotel.dashboard._auth import (
     csrf_token,
     read_form,
 )
+from pgotel.dashboard._models import EndpointSortField
 
-EndpointSort = Literal[
-    "endpoint",
-    "method",
-    "request_count",
-    "requests_per_second",
-    "avg_latency_ms",
-    "p50_latency_ms",
-    "p95_latency_ms",
-    "p99_latency_ms",
-    "error_count",
-    "error_rate",
-]
 SortOrder = Literal["asc", "desc"]
-ENDPOINT_COLUMNS: tuple[tuple[EndpointSort, str, bool], ...] = (
+ENDPOINT_COLUMNS: tuple[tuple[EndpointSortField, str, bool], ...] = (
     ("endpoint", "Endpoint", False),
     ("method", "Method", False),
     ("request_count", "Requests", True),
@@ -62,7 +51,7 @@ class DashboardData(Protocol):
     async def summary(self, period_hours: int) -> Mapping[str, Any]: ...
 
     async def endpoints(
-        self, period_hours: int, limit: int, sort: EndpointSort, order: SortOrder
+        self, period_hours: int, limit: int, sort: EndpointSortField, order: SortOrder
     ) -> Sequence[Mapping[str, Any]]: ...
 
     async def slow_endpoints(self, period_hours: int, threshold_ms: float) -> Sequence[Mapping[str, Any]]: ...
@@ -95,7 +84,7 @@ class PageView:
     """The query state of one page view: period, endpoint sort, slow threshold."""
 
     period_hours: int
-    sort: EndpointSort = "request_count"
+    sort: EndpointSortField = "request_count"
     order: SortOrder = "desc"
     threshold_ms: float = _views.LATENCY_WARN_MS
 
@@ -112,7 +101,7 @@ class PageView:
 
 def page_view(
     period_hours: PeriodHours = 1,
-    sort: EndpointSort = "request_count",
+    sort: EndpointSortField = "request_count",
     order: SortOrder = "desc",
     threshold_ms: ThresholdMs = _views.LATENCY_WARN_MS,
 ) -> PageView:
