@@ -24,7 +24,7 @@ from pgotel.db._rollups import (
 # Anything that runs a query: a connection, a pooled connection or the pool itself.
 Executor = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy | asyncpg.Pool
 
-_EDGE_COLUMNS = """count, error_count, count_4xx, count_5xx, sum, zero_count, hist_offset, hist_counts,
+_EDGE_COLUMNS = """bucket, count, error_count, count_4xx, count_5xx, sum, zero_count, hist_offset, hist_counts,
                    cum_count, cum_error_count, cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts"""
 
 # Per selected endpoint and interval: its first and last rollup rows inside [start, start + step).
@@ -36,8 +36,13 @@ SELECT t.start, e.service_name, e.method, e.route,
        l.cum_5xx - f.cum_5xx + f.count_5xx AS count_5xx,
        l.cum_sum - f.cum_sum + f.sum AS sum,
        l.cum_zero_count - f.cum_zero_count + f.zero_count AS zero_count,
-       f.hist_offset, f.hist_counts, f.cum_offset AS first_cum_offset, f.cum_counts AS first_cum_counts,
-       l.cum_offset AS last_cum_offset, l.cum_counts AS last_cum_counts
+       f.hist_offset, f.hist_counts,
+       -- One row in the interval: its own histogram is the answer, the running totals are not needed.
+       f.bucket = l.bucket AS single_row,
+       CASE WHEN f.bucket <> l.bucket THEN f.cum_offset END AS first_cum_offset,
+       CASE WHEN f.bucket <> l.bucket THEN f.cum_counts END AS first_cum_counts,
+       CASE WHEN f.bucket <> l.bucket THEN l.cum_offset END AS last_cum_offset,
+       CASE WHEN f.bucket <> l.bucket THEN l.cum_counts END AS last_cum_counts
 FROM pgotel.http_endpoints e
 CROSS JOIN generate_series($1::timestamptz, $2::timestamptz - $3::interval, $3::interval) AS t(start)
 CROSS JOIN LATERAL (
@@ -168,8 +173,9 @@ def _aggregate(rows: Sequence[asyncpg.Record]) -> _Aggregate:
     added, subtracted = [], []
     for row in rows:
         added.append(RollupHistogram(0, row["hist_offset"], tuple(row["hist_counts"])))
-        added.append(RollupHistogram(0, row["last_cum_offset"], tuple(row["last_cum_counts"])))
-        subtracted.append(RollupHistogram(0, row["first_cum_offset"], tuple(row["first_cum_counts"])))
+        if not row["single_row"]:
+            added.append(RollupHistogram(0, row["last_cum_offset"], tuple(row["last_cum_counts"])))
+            subtracted.append(RollupHistogram(0, row["first_cum_offset"], tuple(row["first_cum_counts"])))
     merged = merge_histograms(added, subtracted)
     zero_count = sum(row["zero_count"] for row in rows)
     return _Aggregate(

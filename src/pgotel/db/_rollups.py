@@ -45,20 +45,21 @@ class RollupHistogram:
 
 def merge_histograms(added: Iterable[RollupHistogram], subtracted: Iterable[RollupHistogram] = ()) -> RollupHistogram:
     """Sum of `added` minus sum of `subtracted`, bucket by bucket, trimmed of empty end buckets."""
-    buckets: dict[int, int] = {}
-    zero = 0
-    for sign, histograms in ((1, added), (-1, subtracted)):
-        for histogram in histograms:
-            zero += sign * histogram.zero_count
-            for k, count in enumerate(histogram.counts):
-                if count:
-                    index = histogram.offset + k
-                    buckets[index] = buckets.get(index, 0) + sign * count
-    used = [index for index, count in buckets.items() if count]
+    terms = [(1, histogram) for histogram in added] + [(-1, histogram) for histogram in subtracted]
+    zero = sum(sign * histogram.zero_count for sign, histogram in terms)
+    spans = [(histogram.offset, histogram.offset + len(histogram.counts)) for _, histogram in terms if histogram.counts]
+    if not spans:
+        return RollupHistogram(zero_count=zero)
+    low = min(start for start, _ in spans)
+    merged = [0] * (max(end for _, end in spans) - low)
+    for sign, histogram in terms:
+        base = histogram.offset - low
+        for k, count in enumerate(histogram.counts, base):
+            merged[k] += sign * count
+    used = [k for k, count in enumerate(merged) if count]
     if not used:
         return RollupHistogram(zero_count=zero)
-    low, high = min(used), max(used)
-    return RollupHistogram(zero, low, tuple(buckets.get(index, 0) for index in range(low, high + 1)))
+    return RollupHistogram(zero, low + used[0], tuple(merged[used[0] : used[-1] + 1]))
 
 
 def bucket_midpoint(index: int, scale: int = ROLLUP_SCALE) -> float:
