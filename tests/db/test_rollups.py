@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from pgotel import db
+from pgotel.db._rollups import percentiles_from_histogram
 from tests.db.traffic import Traffic, exact_percentile, random_requests, store_interval
 
 ENDPOINTS = [("GET", "/items/{item_id}", 0.012), ("POST", "/orders", 0.180), ("GET", "/health", 0.0008)]
@@ -221,3 +222,11 @@ async def test_week_window_matches_ground_truth(week_conn: asyncpg.Connection) -
         assert got.avg_latency_ms == pytest.approx(sum(latencies) / len(latencies))
         for quantile, value in ((0.5, got.p50_latency_ms), (0.95, got.p95_latency_ms), (0.99, got.p99_latency_ms)):
             assert value == pytest.approx(exact_percentile(latencies, quantile), rel=0.02)
+
+
+def test_several_percentiles_in_one_pass_equal_each_alone() -> None:
+    histogram = db.RollupHistogram(zero_count=3, offset=-200, counts=(5, 0, 2, 9, 1))
+    quantiles = (0.0, 0.1, 0.5, 0.95, 0.99, 1.0)
+    together = percentiles_from_histogram(histogram, quantiles)
+    assert together == tuple(db.percentile_from_histogram(histogram, q) for q in quantiles)
+    assert together[0] == 0.0 < together[2] < together[-1] == pytest.approx(2 ** ((-196 + 0.5) / 32))

@@ -18,7 +18,7 @@ from pgotel.db._rollups import (
     RollupHistogram,
     excess_above,
     merge_histograms,
-    percentile_from_histogram,
+    percentiles_from_histogram,
 )
 
 # Anything that runs a query: a connection, a pooled connection or the pool itself.
@@ -190,7 +190,7 @@ def _aggregate(rows: Sequence[asyncpg.Record]) -> _Aggregate:
 
 def _stats_fields(aggregate: _Aggregate, seconds: float) -> dict[str, Any]:
     count = aggregate.request_count
-    histogram = aggregate.histogram
+    p50, p95, p99 = percentiles_from_histogram(aggregate.histogram, (0.50, 0.95, 0.99))
     return {
         "request_count": count,
         "error_count": aggregate.error_count,
@@ -198,9 +198,9 @@ def _stats_fields(aggregate: _Aggregate, seconds: float) -> dict[str, Any]:
         "server_error_count": aggregate.count_5xx,
         "requests_per_second": count / seconds,
         "avg_latency_ms": 1000.0 * aggregate.sum_seconds / count if count else 0.0,
-        "p50_latency_ms": 1000.0 * percentile_from_histogram(histogram, 0.50),
-        "p95_latency_ms": 1000.0 * percentile_from_histogram(histogram, 0.95),
-        "p99_latency_ms": 1000.0 * percentile_from_histogram(histogram, 0.99),
+        "p50_latency_ms": 1000.0 * p50,
+        "p95_latency_ms": 1000.0 * p95,
+        "p99_latency_ms": 1000.0 * p99,
         "error_rate": 100.0 * aggregate.error_count / count if count else 0.0,
     }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pgotel.db._migrate import Connection
@@ -73,30 +73,45 @@ def percentile_from_histogram(histogram: RollupHistogram, quantile: float) -> fl
     Each ranked value is estimated by its bucket's geometric midpoint (zero-bucket values by 0), so the
     result is within 1.09% of PERCENTILE_CONT over the raw values at scale 5. 0.0 when empty.
     """
-    if not 0.0 <= quantile <= 1.0:
-        raise ValueError(f"quantile must be within 0..1, got {quantile}")
+    return percentiles_from_histogram(histogram, (quantile,))[0]
+
+
+def percentiles_from_histogram(histogram: RollupHistogram, quantiles: Sequence[float]) -> tuple[float, ...]:
+    """percentile_from_histogram for several quantiles, in one pass over the buckets."""
+    for quantile in quantiles:
+        if not 0.0 <= quantile <= 1.0:
+            raise ValueError(f"quantile must be within 0..1, got {quantile}")
     total = histogram.total
     if total == 0:
-        return 0.0
-    position = quantile * (total - 1)
-    lower_rank = math.floor(position)
-    fraction = position - lower_rank
-    lower = _value_at_rank(histogram, lower_rank)
-    upper = _value_at_rank(histogram, lower_rank + 1) if fraction else lower
-    return lower + fraction * (upper - lower)
+        return tuple(0.0 for _ in quantiles)
+    positions = [quantile * (total - 1) for quantile in quantiles]
+    ranks = sorted({rank for position in positions for rank in (math.floor(position), math.ceil(position))})
+    values = _values_at_ranks(histogram, ranks)
+    found = []
+    for position in positions:
+        lower, upper = values[math.floor(position)], values[math.ceil(position)]
+        found.append(lower + (position - math.floor(position)) * (upper - lower))
+    return tuple(found)
 
 
-def _value_at_rank(histogram: RollupHistogram, rank: int) -> float:
-    """Estimated value of the `rank`-th (0-based) smallest recorded value."""
-    if rank < histogram.zero_count:
-        return 0.0
+def _values_at_ranks(histogram: RollupHistogram, ranks: Sequence[int]) -> dict[int, float]:
+    """Estimated values of the `ranks`-th (0-based, ascending) smallest recorded values."""
+    values: dict[int, float] = {}
+    pending = [rank for rank in ranks if rank >= histogram.zero_count]
+    values.update((rank, 0.0) for rank in ranks if rank < histogram.zero_count)
     seen = histogram.zero_count
+    next_rank = 0
     for k, count in enumerate(histogram.counts):
         seen += count
-        if rank < seen:
-            return bucket_midpoint(histogram.offset + k)
+        while next_rank < len(pending) and pending[next_rank] < seen:
+            values[pending[next_rank]] = bucket_midpoint(histogram.offset + k)
+            next_rank += 1
+        if next_rank == len(pending):
+            return values
     # Counts that sum to less than the total (inconsistent input): the highest bucket bounds the answer.
-    return bucket_midpoint(histogram.offset + len(histogram.counts) - 1) if histogram.counts else 0.0
+    highest = bucket_midpoint(histogram.offset + len(histogram.counts) - 1) if histogram.counts else 0.0
+    values.update((rank, highest) for rank in pending[next_rank:])
+    return values
 
 
 def excess_above(histogram: RollupHistogram, threshold: float) -> tuple[int, float]:
