@@ -10,45 +10,22 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
-from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    InMemoryMetricReader,
     Metric,
     MetricExportResult,
     MetricsData,
 )
-from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
 
 from pgotel import db
 from pgotel.config import PgotelSettings
 from pgotel.exporter import PostgresMetricExporter
-from tests.db.traffic import METRIC, Request
+from tests.db.traffic import Request, recorded
 
 
 def export_requests(exporter: PostgresMetricExporter, requests: Sequence[Request], age: dt.timedelta) -> None:
     """Record `requests` as the FastAPI instrumentation does (the SDK's exponential histogram view, delta
     temporality) and export them through pgotel's exporter, as if collected `age` ago."""
-    reader = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
-    provider = MeterProvider(
-        metric_readers=[reader],
-        resource=Resource.create({"service.name": "shop"}),
-        views=[View(instrument_name=METRIC, aggregation=ExponentialBucketHistogramAggregation(160, 20))],
-    )
-    histogram = provider.get_meter("opentelemetry.instrumentation.fastapi").create_histogram(METRIC, unit="s")
-    for request in requests:
-        attributes: dict[str, str | int] = {
-            "http.request.method": request.method,
-            "http.route": request.route,
-            "http.response.status_code": request.status,
-        }
-        if request.error_type is not None:
-            attributes["error.type"] = request.error_type
-        histogram.record(request.seconds, attributes)
-    data = reader.get_metrics_data()
-    provider.shutdown()
-    assert data is not None
+    data = recorded(requests, service="shop")
     assert exporter.export(aged(data, age)) is MetricExportResult.SUCCESS
 
 

@@ -17,8 +17,10 @@ from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     ExponentialHistogramDataPoint,
     InMemoryMetricReader,
+    MetricsData,
 )
 from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
 
 from pgotel import db
 
@@ -53,6 +55,31 @@ class Traffic:
         return [request for at, request in self.requests if start <= at < end]
 
 
+def recorded(requests: Sequence[Request], *, service: str) -> MetricsData:
+    """`requests` as the OTel SDK aggregates them in production: the duration histogram with the
+    exponential view and delta temporality, on a resource named `service`."""
+    reader = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
+    provider = MeterProvider(
+        metric_readers=[reader],
+        resource=Resource.create({"service.name": service}),
+        views=[View(instrument_name=METRIC, aggregation=ExponentialBucketHistogramAggregation(MAX_SIZE, 20))],
+    )
+    histogram = provider.get_meter("pgotel.instrumentation").create_histogram(METRIC, unit="s")
+    for request in requests:
+        attributes: dict[str, str | int] = {
+            "http.request.method": request.method,
+            "http.route": request.route,
+            "http.response.status_code": request.status,
+        }
+        if request.error_type is not None:
+            attributes["error.type"] = request.error_type
+        histogram.record(request.seconds, attributes)
+    data = reader.get_metrics_data()
+    provider.shutdown()
+    assert data is not None
+    return data
+
+
 def sdk_points(requests: Sequence[Request]) -> list[tuple[str, dict[str, object], ExponentialHistogramDataPoint]]:
     """(service, attributes, point) for each series, aggregated by the OTel SDK exactly as in production."""
     by_service: dict[str, list[Request]] = {}
@@ -60,25 +87,7 @@ def sdk_points(requests: Sequence[Request]) -> list[tuple[str, dict[str, object]
         by_service.setdefault(request.service, []).append(request)
     found = []
     for service, service_requests in by_service.items():
-        reader = InMemoryMetricReader(preferred_temporality={Histogram: AggregationTemporality.DELTA})
-        provider = MeterProvider(
-            metric_readers=[reader],
-            views=[View(instrument_name=METRIC, aggregation=ExponentialBucketHistogramAggregation(MAX_SIZE, 20))],
-        )
-        histogram = provider.get_meter("test").create_histogram(METRIC, unit="s")
-        for request in service_requests:
-            attributes: dict[str, str | int] = {
-                "http.request.method": request.method,
-                "http.route": request.route,
-                "http.response.status_code": request.status,
-            }
-            if request.error_type is not None:
-                attributes["error.type"] = request.error_type
-            histogram.record(request.seconds, attributes)
-        data = reader.get_metrics_data()
-        provider.shutdown()
-        assert data is not None
-        for resource_metrics in data.resource_metrics:
+        for resource_metrics in recorded(service_requests, service=service).resource_metrics:
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
                     for point in metric.data.data_points:
