@@ -156,7 +156,7 @@ class RowConverter:
                     ns_to_datetime(start),
                     start,
                     end - start,
-                    uuid.UUID(int=context.trace_id),
+                    format(context.trace_id, "032x"),  # asyncpg parses hex text; no UUID object per span
                     signed64(context.span_id),
                     signed64(parent.span_id) if parent is not None else None,
                     (context.trace_state.to_header() or None) if context.trace_state else None,
@@ -232,7 +232,7 @@ class RowConverter:
                     ns_to_datetime(record.timestamp or observed),
                     record.timestamp,
                     observed,
-                    uuid.UUID(int=trace_id) if trace_id else None,
+                    format(trace_id, "032x") if trace_id else None,
                     signed64(span_id) if span_id else None,
                     int(record.trace_flags or 0),
                     record.severity_number.value if record.severity_number is not None else 0,
