@@ -14,7 +14,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,17 @@ def exit_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _raise)
+
+
+def run_benchmark(main: Callable[[], None]) -> None:
+    """Run a benchmark's `main`: SIGTERM and Ctrl-C unwind through its `finally` blocks (which stop what it
+    started), then exit 130 with one line instead of a traceback."""
+    exit_on_sigterm()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything the benchmark started has been stopped", file=sys.stderr)
+        sys.exit(130)
 
 
 @contextlib.contextmanager

@@ -18,16 +18,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import sys
 import time
 from collections.abc import Sequence
 
 from _support import (
-    exit_on_sigterm,
     machine_line,
     median,
     print_table,
     process_tree_cpu_seconds,
+    run_benchmark,
     temporary_postgres,
 )
 from opentelemetry.sdk.resources import Resource
@@ -142,7 +141,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.spans = 1, 20_000
-    exit_on_sigterm()
     print(f"# bench/ingest.py — {machine_line()}")
     spans = make_spans(args.spans)
     with temporary_postgres() as server:
@@ -209,8 +207,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("\ninterrupted; everything the benchmark started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_benchmark(main)

@@ -28,11 +28,11 @@ import psutil
 from _support import (
     BENCH_DIR,
     app_environment,
-    exit_on_sigterm,
     machine_line,
     median,
     print_table,
     process_tree_cpu_seconds,
+    run_benchmark,
     stop_process,
     temporary_postgres,
     uninterruptible,
@@ -271,7 +271,6 @@ def main() -> None:
     if unknown or "none" not in modes:
         raise SystemExit(f"--modes: unknown {sorted(unknown)} (the uninstrumented mode `none` is required)")
     wrk = require_wrk()
-    exit_on_sigterm()
     print(f"# bench/overhead.py — {machine_line()}")
     results = Results()
     workdir = Path(tempfile.mkdtemp(prefix="pgotel-bench-app-"))
@@ -300,9 +299,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     try:
-        main()
-    except KeyboardInterrupt:
-        print("\ninterrupted; everything the benchmark started has been stopped", file=sys.stderr)
-        sys.exit(130)
+        run_benchmark(main)
     except psutil.Error as exc:
         raise SystemExit(f"bench/overhead.py: {exc}") from exc

@@ -27,11 +27,11 @@ import asyncpg
 from _support import (
     DiscardSpanExporter,
     app_environment,
-    exit_on_sigterm,
     machine_line,
     median,
     print_table,
     process_tree_cpu_seconds,
+    run_benchmark,
     stop_process,
     temporary_postgres,
 )
@@ -219,7 +219,6 @@ def main() -> None:
     unknown = set(modes) - set(MODES)
     if unknown or "none" not in modes:
         raise SystemExit(f"--modes: unknown {sorted(unknown)} (the uninstrumented mode `none` is required)")
-    exit_on_sigterm()
     print(f"# bench/request_cost.py — {machine_line()}")
     results: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     with temporary_postgres() as server, tempfile.TemporaryDirectory(prefix="pgotel-bench-cost-") as workdir:
@@ -237,8 +236,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("\ninterrupted; everything the benchmark started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    run_benchmark(main)
