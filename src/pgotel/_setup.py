@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import importlib
 import logging
 import os
 import threading
@@ -14,6 +13,7 @@ from time import monotonic
 from typing import Any
 
 from anyio import to_thread
+from fastapi import FastAPI
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.configuration.file import (
     ConfigurationError,
@@ -29,6 +29,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 
+from pgotel import dashboard
 from pgotel.config import (
     DEFAULT_CONFIG_FILE,
     LoadedConfig,
@@ -212,9 +213,10 @@ def _shutdown_with_app(app: Starlette, handle: PgOtel) -> None:
 
 
 def _mount_dashboard(app: Starlette, settings: PgotelSettings) -> None:
-    """The one place the dashboard joins the app: `pgotel.dashboard.mount(app, settings)`, once it exists."""
+    """The one place the dashboard joins the app (its routers need FastAPI; others use `pgotel serve`)."""
     if not settings.dashboard.enabled:
         return
-    mount = getattr(importlib.import_module("pgotel.dashboard"), "mount", None)
-    if mount is not None:
-        mount(app, settings)
+    if isinstance(app, FastAPI):
+        dashboard.mount(app, settings)
+    else:
+        _logger.warning("pgotel: the dashboard mounts on FastAPI apps only; serve it with `pgotel serve`")
