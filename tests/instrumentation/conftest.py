@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
+from starlette.applications import Starlette
 
 from pgotel.config import PgotelSettings
 from pgotel.instrumentation import instrument_app, pgotel_tracer_provider
@@ -120,7 +121,10 @@ def make_app() -> FastAPI:
     return app
 
 
-def instrumented(app: FastAPI, pipeline: Telemetry, settings: PgotelSettings | None = None) -> FastAPI:
+AppT = TypeVar("AppT", bound=Starlette)
+
+
+def instrumented(app: AppT, pipeline: Telemetry, settings: PgotelSettings | None = None) -> AppT:
     instrument_app(
         app,
         tracer_provider=pipeline.tracer_provider,

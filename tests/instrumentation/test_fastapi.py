@@ -9,8 +9,6 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from pgotel.config import PgotelSettings
-from pgotel.instrumentation import instrument_app
 from tests.instrumentation.conftest import Telemetry, client_for, instrumented
 
 
@@ -38,12 +36,7 @@ async def test_instrumenting_twice_traces_once(telemetry: Telemetry) -> None:
         return "pong"
 
     for _ in range(2):
-        instrument_app(
-            app,
-            tracer_provider=telemetry.tracer_provider,
-            meter_provider=telemetry.meter_provider,
-            settings=PgotelSettings(),
-        )
+        instrumented(app, telemetry)
     async with client_for(app) as client:
         await client.get("/ping")
 
@@ -100,13 +93,7 @@ async def test_plain_starlette_apps_are_named_by_their_routes(telemetry: Telemet
     async def hello(request: Request) -> PlainTextResponse:
         return PlainTextResponse("hi")
 
-    app = Starlette(routes=[Route("/hello/{name}", hello)])
-    instrument_app(
-        app,
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        settings=PgotelSettings(),
-    )
+    app = instrumented(Starlette(routes=[Route("/hello/{name}", hello)]), telemetry)
     async with client_for(app) as client:
         await client.get("/hello/world")
 
