@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+from collections import Counter
 
 import asyncpg
 import pytest
@@ -144,10 +145,16 @@ async def test_late_points_update_their_minute_hour_and_later_running_totals(wee
         " WHERE e.is_total ORDER BY bucket DESC LIMIT 1"
     )
     assert newest == len(traffic.requests) == 230
+    window = traffic.within(now - dt.timedelta(hours=2) + dt.timedelta(minutes=1), now + dt.timedelta(minutes=1))
     stats = await db.api_summary(week_conn, period_hours=2, now=now)
-    assert stats.request_count == len(
-        traffic.within(now - dt.timedelta(hours=2) + dt.timedelta(minutes=1), now + dt.timedelta(minutes=1))
-    )
+    assert stats.request_count == len(window)
+    # The error breakdown's running totals moved with the late point too.
+    hotspots = await db.error_hotspots(week_conn, period_hours=2, now=now)
+    assert hotspots
+    for hotspot in hotspots:
+        failed = [r for r in window if r.is_error and (r.method, r.route) == (hotspot.method, hotspot.route)]
+        assert dict(hotspot.status_codes) == dict(Counter(r.status for r in failed))
+        assert dict(hotspot.error_types) == dict(Counter(r.error_type for r in failed if r.error_type))
 
 
 async def test_points_of_any_scale_are_downscaled_to_the_rollup_scale(week_conn: asyncpg.Connection) -> None:

@@ -8,6 +8,8 @@ Windows end with the current minute (included, partial) and are whole minutes lo
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,8 @@ from pgotel.db._rollups import (
 Executor = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy | asyncpg.Pool
 
 _EDGE_COLUMNS = """bucket, count, error_count, count_4xx, count_5xx, sum, zero_count, hist_offset, hist_counts,
-                   cum_count, cum_error_count, cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts"""
+                   error_counts, cum_count, cum_error_count, cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset,
+                   cum_counts, cum_error_counts"""
 
 # Per selected endpoint and interval: its first and last rollup rows inside [start, start + step).
 _EDGES = """
@@ -36,13 +39,15 @@ SELECT t.start, e.service_name, e.method, e.route,
        l.cum_5xx - f.cum_5xx + f.count_5xx AS count_5xx,
        l.cum_sum - f.cum_sum + f.sum AS sum,
        l.cum_zero_count - f.cum_zero_count + f.zero_count AS zero_count,
-       f.hist_offset, f.hist_counts,
+       f.hist_offset, f.hist_counts, f.error_counts,
        -- One row in the interval: its own histogram is the answer, the running totals are not needed.
        f.bucket = l.bucket AS single_row,
        CASE WHEN f.bucket <> l.bucket THEN f.cum_offset END AS first_cum_offset,
        CASE WHEN f.bucket <> l.bucket THEN f.cum_counts END AS first_cum_counts,
        CASE WHEN f.bucket <> l.bucket THEN l.cum_offset END AS last_cum_offset,
-       CASE WHEN f.bucket <> l.bucket THEN l.cum_counts END AS last_cum_counts
+       CASE WHEN f.bucket <> l.bucket THEN l.cum_counts END AS last_cum_counts,
+       CASE WHEN f.bucket <> l.bucket THEN f.cum_error_counts END AS first_cum_error_counts,
+       CASE WHEN f.bucket <> l.bucket THEN l.cum_error_counts END AS last_cum_error_counts
 FROM pgotel.http_endpoints e
 CROSS JOIN generate_series($1::timestamptz, $2::timestamptz - $3::interval, $3::interval) AS t(start)
 CROSS JOIN LATERAL (
@@ -60,20 +65,6 @@ WHERE CASE WHEN $4::boolean THEN e.is_total
 """
 _EDGES_1M = _EDGES.format(columns=_EDGE_COLUMNS, table="http_rollup_1m")
 _EDGES_1H = _EDGES.format(columns=_EDGE_COLUMNS, table="http_rollup_1h")
-
-# Failed requests by endpoint, status and error type: whole hours from the hour rollup, edges by minute.
-_ERROR_BREAKDOWN = """
-SELECT e.service_name, e.method, e.route, x.status_code, x.error_type, sum(x.count)::bigint AS count
-FROM (
-    SELECT endpoint_id, status_code, error_type, count FROM pgotel.http_error_rollup_1h
-    WHERE bucket >= $1 AND bucket < $2
-    UNION ALL
-    SELECT endpoint_id, status_code, error_type, count FROM pgotel.http_error_rollup_1m
-    WHERE (bucket >= $3 AND bucket < $1) OR (bucket >= $2 AND bucket < $4)
-) AS x
-JOIN pgotel.http_endpoints e ON e.id = x.endpoint_id
-GROUP BY 1, 2, 3, 4, 5
-"""
 
 _MINUTE = dt.timedelta(minutes=1)
 _HOUR = dt.timedelta(hours=1)
@@ -151,6 +142,8 @@ class _Aggregate:
     count_5xx: int
     sum_seconds: float
     histogram: RollupHistogram
+    # Failed requests by 'status:<code>' and 'type:<error.type>' (see the rollup migration).
+    error_counts: Counter[str]
 
 
 def window_bounds(period_hours: float, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
@@ -178,6 +171,12 @@ def _aggregate(rows: Sequence[asyncpg.Record]) -> _Aggregate:
             subtracted.append(RollupHistogram(0, row["first_cum_offset"], tuple(row["first_cum_counts"])))
     merged = merge_histograms(added, subtracted)
     zero_count = sum(row["zero_count"] for row in rows)
+    error_counts: Counter[str] = Counter()
+    for row in rows:
+        error_counts.update(json.loads(row["error_counts"]))
+        if not row["single_row"]:
+            error_counts.update(json.loads(row["last_cum_error_counts"]))
+            error_counts.subtract(json.loads(row["first_cum_error_counts"]))
     return _Aggregate(
         request_count=sum(row["request_count"] for row in rows),
         error_count=sum(row["error_count"] for row in rows),
@@ -185,6 +184,7 @@ def _aggregate(rows: Sequence[asyncpg.Record]) -> _Aggregate:
         count_5xx=sum(row["count_5xx"] for row in rows),
         sum_seconds=sum(row["sum"] for row in rows),
         histogram=RollupHistogram(zero_count, merged.offset, merged.counts),
+        error_counts=+error_counts,
     )
 
 
@@ -274,22 +274,12 @@ async def error_hotspots(
 ) -> list[ErrorHotspot]:
     """Endpoints with failed requests, most errors first (then highest rate), with their breakdown."""
     aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now)
-    start, end = window_bounds(period_hours, now)
-    hours_start = start.replace(minute=0) + (_HOUR if start.minute else dt.timedelta())
-    hours_end = end.replace(minute=0)
-    if hours_start >= hours_end:  # no whole hour inside: minutes only
-        hours_start = hours_end = end
-    breakdown: dict[tuple[str, str, str], tuple[dict[int, int], dict[str, int]]] = {}
-    for row in await executor.fetch(_ERROR_BREAKDOWN, hours_start, hours_end, start, end):
-        by_status, by_type = breakdown.setdefault((row["service_name"], row["method"], row["route"]), ({}, {}))
-        by_status[row["status_code"]] = by_status.get(row["status_code"], 0) + row["count"]
-        if row["error_type"]:
-            by_type[row["error_type"]] = by_type.get(row["error_type"], 0) + row["count"]
     found = []
     for key, aggregate in aggregates:
         if not aggregate.error_count:
             continue
-        by_status, by_type = breakdown.get(key, ({}, {}))
+        by_status = {int(name[7:]): n for name, n in aggregate.error_counts.items() if name.startswith("status:")}
+        by_type = {name[5:]: n for name, n in aggregate.error_counts.items() if name.startswith("type:")}
         found.append(
             ErrorHotspot(
                 service_name=key[0],

@@ -31,7 +31,9 @@ CREATE TABLE pgotel.http_endpoints (
 INSERT INTO pgotel.http_endpoints (service_name, method, route, is_total) VALUES ('', '', '', true);
 
 -- error_count counts responses with status >= 400 or an `error.type` attribute (the replaced system
--- counted status >= 400; `error.type` adds exceptions that never produced a status).
+-- counted status >= 400; `error.type` adds exceptions that never produced a status). error_counts breaks
+-- those failed requests down, keys 'status:<code>' (0: none recorded) and 'type:<error.type>' when set;
+-- cum_error_counts is its running total, so the error hotspots of any window also read two rows.
 CREATE TABLE pgotel.http_rollup_1m (
     endpoint_id      integer NOT NULL,
     bucket           timestamptz NOT NULL,
@@ -53,26 +55,14 @@ CREATE TABLE pgotel.http_rollup_1m (
     cum_zero_count   bigint NOT NULL DEFAULT 0,
     cum_offset       integer NOT NULL DEFAULT 0,
     cum_counts       bigint[] NOT NULL DEFAULT '{}',
+    error_counts     jsonb NOT NULL DEFAULT '{}',
+    cum_error_counts jsonb NOT NULL DEFAULT '{}',
     PRIMARY KEY (endpoint_id, bucket)
 );
 CREATE INDEX http_rollup_1m_bucket ON pgotel.http_rollup_1m (bucket);
 
 CREATE TABLE pgotel.http_rollup_1h (LIKE pgotel.http_rollup_1m INCLUDING DEFAULTS, PRIMARY KEY (endpoint_id, bucket));
 CREATE INDEX http_rollup_1h_bucket ON pgotel.http_rollup_1h (bucket);
-
--- Failed requests by status code and error type (status_code 0: none recorded; error_type '': none).
-CREATE TABLE pgotel.http_error_rollup_1m (
-    endpoint_id integer NOT NULL,
-    bucket      timestamptz NOT NULL,
-    status_code integer NOT NULL,
-    error_type  text NOT NULL,
-    count       bigint NOT NULL,
-    PRIMARY KEY (endpoint_id, bucket, status_code, error_type)
-);
-CREATE INDEX http_error_rollup_1m_bucket ON pgotel.http_error_rollup_1m (bucket);
-
-CREATE TABLE pgotel.http_error_rollup_1h (LIKE pgotel.http_error_rollup_1m, PRIMARY KEY (endpoint_id, bucket, status_code, error_type));
-CREATE INDEX http_error_rollup_1h_bucket ON pgotel.http_error_rollup_1h (bucket);
 
 CREATE TABLE pgotel.rollup_dirty_minutes (minute timestamptz NOT NULL);
 
@@ -119,6 +109,22 @@ LANGUAGE sql IMMUTABLE AS $$
     CROSS JOIN LATERAL pgotel.hist_dense(COALESCE(sparse.idx, '{}'), COALESCE(sparse.cnt, '{}')) AS d
 $$;
 
+-- a + sign * b, key by key, for maps of counts (error_counts); keys whose count becomes 0 are dropped.
+CREATE FUNCTION pgotel.counts_combine(a jsonb, b jsonb, sign integer) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT COALESCE(jsonb_object_agg(key, total), '{}')
+    FROM (
+        SELECT key, sum(n)::bigint AS total
+        FROM (
+            SELECT key, value::bigint AS n FROM jsonb_each_text(a)
+            UNION ALL
+            SELECT key, sign * value::bigint FROM jsonb_each_text(b)
+        ) AS both_sides
+        GROUP BY key
+    ) AS summed
+    WHERE total <> 0
+$$;
+
 -- The bucket at scale `target` that holds bucket `idx` of scale `scale`. Downscaling is exact (buckets
 -- nest); a coarser point's bucket goes to the sub-bucket just above its geometric midpoint.
 CREATE FUNCTION pgotel.rescale_index(idx integer, scale integer, target integer) RETURNS integer
@@ -153,20 +159,24 @@ DECLARE
     minute_row record;
     merged record;
 BEGIN
-    SELECT cum_count, cum_error_count, cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts INTO prev
+    SELECT cum_count, cum_error_count, cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts,
+           cum_error_counts INTO prev
     FROM pgotel.http_rollup_1m WHERE endpoint_id = endpoint AND bucket < since ORDER BY bucket DESC LIMIT 1;
     IF NOT FOUND THEN
-        SELECT cum_count, cum_error_count, cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts INTO prev
+        SELECT cum_count, cum_error_count, cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts,
+               cum_error_counts INTO prev
         FROM pgotel.http_rollup_1h WHERE endpoint_id = endpoint AND bucket < date_trunc('hour', since, 'UTC')
         ORDER BY bucket DESC LIMIT 1;
     END IF;
     IF NOT FOUND THEN
         SELECT 0::bigint AS cum_count, 0::bigint AS cum_error_count, 0::bigint AS cum_4xx, 0::bigint AS cum_5xx,
-               0::float8 AS cum_sum, 0::bigint AS cum_zero_count, 0 AS cum_offset, '{}'::bigint[] AS cum_counts
+               0::float8 AS cum_sum, 0::bigint AS cum_zero_count, 0 AS cum_offset, '{}'::bigint[] AS cum_counts,
+               '{}'::jsonb AS cum_error_counts
         INTO prev;
     END IF;
     FOR minute_row IN
-        SELECT bucket, count, error_count, count_4xx, count_5xx, sum, zero_count, hist_offset, hist_counts
+        SELECT bucket, count, error_count, count_4xx, count_5xx, sum, zero_count, hist_offset, hist_counts,
+               error_counts
         FROM pgotel.http_rollup_1m WHERE endpoint_id = endpoint AND bucket >= since ORDER BY bucket
     LOOP
         SELECT * INTO merged
@@ -175,18 +185,21 @@ BEGIN
                prev.cum_error_count + minute_row.error_count AS cum_error_count,
                prev.cum_4xx + minute_row.count_4xx AS cum_4xx, prev.cum_5xx + minute_row.count_5xx AS cum_5xx,
                prev.cum_sum + minute_row.sum AS cum_sum, prev.cum_zero_count + minute_row.zero_count AS cum_zero_count,
-               merged.hist_offset AS cum_offset, merged.hist_counts AS cum_counts
+               merged.hist_offset AS cum_offset, merged.hist_counts AS cum_counts,
+               CASE WHEN minute_row.error_counts = '{}' THEN prev.cum_error_counts
+                    ELSE pgotel.counts_combine(prev.cum_error_counts, minute_row.error_counts, 1) END AS cum_error_counts
         INTO prev;
         UPDATE pgotel.http_rollup_1m
         SET cum_count = prev.cum_count, cum_error_count = prev.cum_error_count, cum_4xx = prev.cum_4xx,
             cum_5xx = prev.cum_5xx, cum_sum = prev.cum_sum, cum_zero_count = prev.cum_zero_count,
-            cum_offset = prev.cum_offset, cum_counts = prev.cum_counts
+            cum_offset = prev.cum_offset, cum_counts = prev.cum_counts, cum_error_counts = prev.cum_error_counts
         WHERE endpoint_id = endpoint AND bucket = minute_row.bucket;
     END LOOP;
 END $$;
 
 -- Rebuilds one endpoint's hour rows from the hour of `since` onward out of its minute rows: sums of the
--- scalars, histogram = last.cum - first.cum + first.delta, running totals of the hour's last minute.
+-- scalars, histogram and error counts = last.cum - first.cum + first.delta, running totals of the hour's
+-- last minute.
 CREATE FUNCTION pgotel.rollup_rebuild_hours(endpoint integer, since timestamptz) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -194,10 +207,13 @@ BEGIN
     WHERE endpoint_id = endpoint AND bucket >= date_trunc('hour', since, 'UTC');
     INSERT INTO pgotel.http_rollup_1h (endpoint_id, bucket, count, error_count, count_4xx, count_5xx, sum, min, max,
                                        zero_count, hist_offset, hist_counts, cum_count, cum_error_count,
-                                       cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts)
+                                       cum_4xx, cum_5xx, cum_sum, cum_zero_count, cum_offset, cum_counts,
+                                       error_counts, cum_error_counts)
     SELECT endpoint, h.hour, h.count, h.error_count, h.count_4xx, h.count_5xx, h.sum, h.min, h.max,
            h.zero_count, hist.hist_offset, hist.hist_counts, l.cum_count, l.cum_error_count, l.cum_4xx,
-           l.cum_5xx, l.cum_sum, l.cum_zero_count, l.cum_offset, l.cum_counts
+           l.cum_5xx, l.cum_sum, l.cum_zero_count, l.cum_offset, l.cum_counts,
+           pgotel.counts_combine(pgotel.counts_combine(l.cum_error_counts, f.cum_error_counts, -1), f.error_counts, 1),
+           l.cum_error_counts
     FROM (
         SELECT date_trunc('hour', bucket, 'UTC') AS hour, sum(count)::bigint AS count,
                sum(error_count)::bigint AS error_count, sum(count_4xx)::bigint AS count_4xx,
@@ -225,9 +241,7 @@ DECLARE
     touched record;
 BEGIN
     DELETE FROM pgotel.http_rollup_1m WHERE bucket < now() - minute_retention;
-    DELETE FROM pgotel.http_error_rollup_1m WHERE bucket < now() - minute_retention;
     DELETE FROM pgotel.http_rollup_1h WHERE bucket < now() - hour_retention;
-    DELETE FROM pgotel.http_error_rollup_1h WHERE bucket < now() - hour_retention;
 
     WITH taken AS (DELETE FROM pgotel.rollup_dirty_minutes RETURNING minute)
     SELECT array_agg(DISTINCT minute), min(minute), max(minute) INTO dirty, first_minute, last_minute
@@ -269,6 +283,17 @@ BEGIN
                sum(sum) AS sum, min(min) AS min, max(max) AS max, sum(zero_count)::bigint AS zero_count
         FROM rollup_points
         GROUP BY GROUPING SETS ((minute, endpoint_id), (minute))
+    ), errors AS (
+        SELECT minute, COALESCE(endpoint_id, total_id) AS endpoint_id, jsonb_object_agg(key, n) AS error_counts
+        FROM (
+            SELECT minute, endpoint_id, key, sum(count)::bigint AS n
+            FROM rollup_points,
+                 LATERAL (VALUES ('status:' || status_code), (CASE WHEN error_type <> '' THEN 'type:' || error_type END))
+                 AS k(key)
+            WHERE is_error AND count > 0 AND key IS NOT NULL
+            GROUP BY GROUPING SETS ((minute, endpoint_id, key), (minute, key))
+        ) AS per_key
+        GROUP BY 1, 2
     ), buckets AS (
         SELECT minute, COALESCE(endpoint_id, total_id) AS endpoint_id, array_agg(idx) AS idx, array_agg(c) AS cnt
         FROM (
@@ -284,26 +309,13 @@ BEGIN
         GROUP BY minute, endpoint_id
     )
     INSERT INTO pgotel.http_rollup_1m (endpoint_id, bucket, count, error_count, count_4xx, count_5xx,
-                                       sum, min, max, zero_count, hist_offset, hist_counts)
+                                       sum, min, max, zero_count, hist_offset, hist_counts, error_counts)
     SELECT s.endpoint_id, s.minute, s.count, s.error_count, s.count_4xx, s.count_5xx, s.sum, s.min, s.max,
-           s.zero_count, d.hist_offset, d.hist_counts
+           s.zero_count, d.hist_offset, d.hist_counts, COALESCE(e.error_counts, '{}')
     FROM scalars s
     LEFT JOIN buckets b ON b.minute = s.minute AND b.endpoint_id = s.endpoint_id
+    LEFT JOIN errors e ON e.minute = s.minute AND e.endpoint_id = s.endpoint_id
     CROSS JOIN LATERAL pgotel.hist_dense(COALESCE(b.idx, '{}'), COALESCE(b.cnt, '{}')) AS d;
-
-    DELETE FROM pgotel.http_error_rollup_1m WHERE bucket = ANY (dirty);
-    INSERT INTO pgotel.http_error_rollup_1m (endpoint_id, bucket, status_code, error_type, count)
-    SELECT endpoint_id, minute, status_code, error_type, sum(count)
-    FROM rollup_points WHERE is_error AND count > 0
-    GROUP BY endpoint_id, minute, status_code, error_type;
-
-    DELETE FROM pgotel.http_error_rollup_1h WHERE bucket = ANY (ARRAY(SELECT DISTINCT date_trunc('hour', m, 'UTC') FROM unnest(dirty) m));
-    INSERT INTO pgotel.http_error_rollup_1h (endpoint_id, bucket, status_code, error_type, count)
-    SELECT endpoint_id, date_trunc('hour', bucket, 'UTC'), status_code, error_type, sum(count)
-    FROM pgotel.http_error_rollup_1m
-    WHERE date_trunc('hour', bucket, 'UTC') = ANY (ARRAY(SELECT DISTINCT date_trunc('hour', m, 'UTC') FROM unnest(dirty) m))
-      AND bucket >= date_trunc('hour', first_minute, 'UTC')
-    GROUP BY 1, 2, 3, 4;
 
     -- Running totals, then every hour whose minutes changed or whose totals moved.
     FOR touched IN
