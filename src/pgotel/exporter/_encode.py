@@ -1,5 +1,5 @@
 """Turns telemetry values into what PostgreSQL accepts: JSON text for attribute maps and bodies, clean
-text for columns. The fast path is one json.dumps; anything unusual (NUL bytes, lone surrogates, NaN,
+text for columns. The fast path is one orjson.dumps; anything unusual (NUL bytes, lone surrogates, NaN,
 huge or very many values, unknown types) takes a slow path that sanitizes value by value and counts it."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import orjson
 
 from pgotel.config import LimitSettings, Redactor
 from pgotel.exporter._accounting import Accounting
@@ -88,13 +90,16 @@ class ValueEncoder:
         return self._clean_str(value)
 
     def _fast_json(self, value: Any) -> str | None:
+        """Compact JSON of `value`, or None when it needs the slow path. orjson rejects lone surrogates,
+        non-string keys, unknown types and integers beyond 64 bits; it writes NaN and infinities as null,
+        so any null takes the slow path too, which counts them (OTel values are never None otherwise)."""
         try:
-            text = _dumps(value)
-        except (ValueError, TypeError, OverflowError):
+            data = orjson.dumps(value)
+        except TypeError:
             return None
-        if len(text) > self._limits.max_value_length or "\\u0000" in text or not _utf8_ok(text):
+        if len(data) > self._limits.max_value_length or b"\\u0000" in data or b"null" in data:
             return None
-        return text
+        return data.decode()
 
     def _clean_mapping(self, mapping: Mapping[Any, Any]) -> dict[str, Any]:
         items = list(mapping.items())
