@@ -15,7 +15,7 @@ from starlette.routing import Mount
 
 from pgotel.config import PgotelConfigError, PgotelSettings, parse_settings
 from pgotel.dashboard._api import MonitoringData, create_api_router
-from pgotel.dashboard._auth import SESSION_MAX_AGE_S, DashboardAuth, check_bind_allowed
+from pgotel.dashboard._auth import SESSION_MAX_AGE_S, DashboardAuth, FailedAttemptThrottle, check_bind_allowed
 from pgotel.dashboard._router import DashboardPool, install_dashboard
 from tests.dashboard.conftest import API, PAGE, TOKEN, dashboard_app, login
 
@@ -123,6 +123,32 @@ def test_login_with_wrong_token_is_rejected(dashboard: TestClient) -> None:
     assert "Wrong token" in response.text
     assert "pgotel_session" not in dashboard.cookies
     assert dashboard.get(PAGE).status_code == 303
+
+
+def test_repeated_wrong_tokens_are_throttled_per_address(dashboard: TestClient) -> None:
+    for attempt in range(10):
+        assert login(dashboard, token=f"guess-{attempt}").status_code == 401
+    throttled = login(dashboard)  # even the right token: the address may not try for now
+    assert throttled.status_code == 429
+    assert 0 < int(throttled.headers["retry-after"]) <= 300
+    assert "Too many failed token attempts" in throttled.text
+    assert "pgotel_session" not in dashboard.cookies
+    api = dashboard.get(f"{API}/summary", headers=BEARER)
+    assert api.status_code == 429
+    assert api.headers["retry-after"] == throttled.headers["retry-after"]
+
+
+def test_throttle_forgets_failures_after_the_window_and_bounds_its_memory() -> None:
+    throttle = FailedAttemptThrottle(limit=3, window_s=60, max_clients=2)
+    for second in (0, 10, 20):
+        assert throttle.retry_after_s("10.0.0.1", now=second) == 0
+        throttle.record_failure("10.0.0.1", now=second)
+    assert throttle.retry_after_s("10.0.0.1", now=30) == 30  # until the failure at 0 is 60 s old
+    assert throttle.retry_after_s("10.0.0.2", now=30) == 0
+    assert throttle.retry_after_s("10.0.0.1", now=60) == 0
+    for client in ("10.0.0.2", "10.0.0.3", "10.0.0.4"):
+        throttle.record_failure(client, now=61)
+    assert throttle.tracked_clients == 2
 
 
 def test_login_sets_a_strict_httponly_session_cookie_without_the_token(dashboard: TestClient) -> None:

@@ -118,8 +118,8 @@ def test_banner_names_the_worst_cards(shop_page: TestClient) -> None:
     threshold = {"warn": "warning", "crit": "critical"}[worst]
     culprits = ", ".join(labels[key] for key, (status, _) in cards.items() if status == worst)
     assert banner["detail"] == f"above {threshold} threshold: {culprits}"
-    if worst == "warn":
-        assert banner["detail"] == "above warning threshold: API P95"
+    if worst == "warn":  # live host figures (CPU, memory) may join API P95 on a busy machine
+        assert "API P95" in culprits.split(", ")
 
 
 def test_metrics_table_lists_every_kpi_with_threshold(shop_page: TestClient) -> None:

@@ -1,13 +1,16 @@
-"""Dashboard authentication: the configured token, signed session cookies, CSRF checks, loopback rules."""
+"""Dashboard authentication: the configured token, signed session cookies, CSRF checks, loopback rules,
+and a throttle on failed token attempts."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import ipaddress
+import math
 import secrets
 import time
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi import HTTPException, Request, status
@@ -54,12 +57,56 @@ def check_bind_allowed(settings: PgotelSettings, host: str) -> None:
         )
 
 
+class FailedAttemptThrottle:
+    """Failed token attempts per client address: after `limit` of them within `window_s`, that address
+    may not try again until the oldest leaves the window. At most `max_clients` addresses are tracked
+    (the least recently failing are forgotten first), so memory stays bounded under a spray of addresses.
+    Behind a reverse proxy every client shares the proxy's address, so a guesser there blocks logins
+    for everyone for `window_s`; that is the price of not trusting forwarded headers."""
+
+    def __init__(self, *, limit: int = 10, window_s: float = 300.0, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._max_clients = max_clients
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def retry_after_s(self, client: str, now: float | None = None) -> float:
+        """Seconds until `client` may try again; 0 when it may now."""
+        moment = time.monotonic() if now is None else now
+        failures = self._recent(client, moment)
+        if len(failures) < self.limit:
+            return 0.0
+        return max(0.0, failures[-self.limit] + self.window_s - moment)
+
+    @property
+    def tracked_clients(self) -> int:
+        return len(self._failures)
+
+    def record_failure(self, client: str, now: float | None = None) -> None:
+        moment = time.monotonic() if now is None else now
+        self._recent(client, moment).append(moment)
+        self._failures.move_to_end(client)
+        while len(self._failures) > self._max_clients:
+            self._failures.popitem(last=False)
+
+    def _recent(self, client: str, moment: float) -> deque[float]:
+        failures = self._failures.setdefault(client, deque(maxlen=self.limit))
+        while failures and failures[0] <= moment - self.window_s:
+            failures.popleft()
+        return failures
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
+
+
 @dataclass(frozen=True)
 class DashboardAuth:
     """Who may read the dashboard: holders of the token, or (auth disabled) loopback clients only."""
 
     token: str | None
     login_path: str
+    throttle: FailedAttemptThrottle = field(default_factory=FailedAttemptThrottle, compare=False, repr=False)
 
     @classmethod
     def from_settings(cls, dashboard: DashboardSettings) -> DashboardAuth:
@@ -78,6 +125,22 @@ class DashboardAuth:
         if self.token is None:
             return False
         return hmac.compare_digest(candidate.encode(), self.token.encode())
+
+    def check_token(self, request: Request, candidate: str) -> bool:
+        """Whether `candidate` is the token; 429 once the client has failed too often recently."""
+        client = _client_address(request)
+        wait_s = self.throttle.retry_after_s(client)
+        if wait_s:
+            seconds = math.ceil(wait_s)
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                detail=f"too many failed token attempts from this address: try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+        if self.token_matches(candidate):
+            return True
+        self.throttle.record_failure(client)
+        return False
 
     def _sign(self, issued_at: int) -> str:
         assert self.token is not None
@@ -104,7 +167,7 @@ class DashboardAuth:
 
     def authenticated_by_bearer(self, request: Request) -> bool:
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and self.token_matches(credentials.strip())
+        return scheme.lower() == "bearer" and self.check_token(request, credentials.strip())
 
     def is_authenticated(self, request: Request) -> bool:
         if self.token is None:

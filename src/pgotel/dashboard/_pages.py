@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -240,7 +240,13 @@ class DashboardPages:
 
     async def login(self, request: Request) -> Response:
         submitted = (await read_form(request)).get("token", "")
-        if not self.auth.token_matches(submitted):
+        try:
+            matches = self.auth.check_token(request, submitted)
+        except HTTPException as refused:
+            form = self.login_form(request, f"{str(refused.detail).capitalize()}.", status_code=refused.status_code)
+            form.headers.update(refused.headers or {})
+            return form
+        if not matches:
             return self.login_form(request, "Wrong token.", status_code=401)
         response = RedirectResponse(self.path, status_code=303)
         self._set_cookie(request, response, SESSION_COOKIE, self.auth.issue_session(), max_age=SESSION_MAX_AGE_S)
