@@ -6,7 +6,8 @@ Requests are generated in bulk with SQL (lognormal latencies, 4xx/5xx mixes per 
 table, then aggregated into the minute rollups exactly as the exporter's points would be (same bucket
 indexes at the rollup scale), and the running totals and hour rows are built by the migration's own
 functions. The same requests are also written as raw span rows, and the per-endpoint answer is timed with
-PERCENTILE_CONT over them at both volumes (the approach of the system pgotel replaces).
+PERCENTILE_CONT over them at both volumes (the approach of the system pgotel replaces). Both volumes are
+generated first, then timed call by call in turn, so a noisy neighbour weighs on both sides of a ratio.
 
     .venv/bin/python bench/queries.py [--volumes 2000000 20000000] [--runs 7] [--dsn postgresql://... [--reuse]]
 
@@ -179,25 +180,37 @@ def median_ms(samples: list[float]) -> float:
     return 1000 * statistics.median(samples)
 
 
-async def time_api(pool: asyncpg.Pool, runs: int) -> dict[tuple[str, int], float]:
+def api_client(pool: asyncpg.Pool) -> httpx.AsyncClient:
+    """An in-process HTTP client of the dashboard's JSON API reading `pool`."""
+
     async def pool_provider() -> asyncpg.Pool:
         return pool
 
     app = FastAPI()
     app.include_router(create_api_router(pool_provider, prefix=API))
-    timings: dict[tuple[str, int], float] = {}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
+
+
+async def time_api(pools: dict[int, asyncpg.Pool], runs: int) -> dict[int, dict[tuple[str, int], float]]:
+    """Median ms per (query, window) and volume. The volumes take turns call by call, so machine noise
+    falls on both sides of each ratio alike."""
+    clients = {volume: api_client(pool) for volume, pool in pools.items()}
+    samples: dict[int, dict[tuple[str, int], list[float]]] = {volume: {} for volume in pools}
+    try:
         for label, path, params in QUERIES:
             for hours in WINDOWS:
-                samples = []
                 for run in range(runs + 1):
-                    began = time.perf_counter()
-                    response = await client.get(f"{API}/{path}", params={**params, "period_hours": hours})
-                    if run:  # the first run warms caches and prepared statements
-                        samples.append(time.perf_counter() - began)
-                    response.raise_for_status()
-                timings[label, hours] = median_ms(samples)
-    return timings
+                    for volume, client in clients.items():
+                        began = time.perf_counter()
+                        response = await client.get(f"{API}/{path}", params={**params, "period_hours": hours})
+                        elapsed = time.perf_counter() - began
+                        response.raise_for_status()
+                        if run:  # the first run warms caches and prepared statements
+                            samples[volume].setdefault((label, hours), []).append(elapsed)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return {volume: {key: median_ms(values) for key, values in found.items()} for volume, found in samples.items()}
 
 
 async def time_raw(pool: asyncpg.Pool, runs: int) -> dict[int, float]:
@@ -238,30 +251,31 @@ async def main() -> None:
     args = parser.parse_args()
     small, large = args.volumes
     async with server(args.dsn) as admin_dsn:
-        results: dict[int, dict[tuple[str, int], float]] = {}
+        pools: dict[int, asyncpg.Pool] = {}
         raw_ms: dict[int, dict[int, float]] = {}
-        for volume in (small, large):
-            dsn, new = await fresh_database(admin_dsn, f"pgotel_bench_{volume}", reuse=args.reuse)
-            seconds = await generate(dsn, volume) if new else 0.0
-            pool = await asyncpg.create_pool(dsn, min_size=2, max_size=2)
-            assert pool is not None
-            try:
+        try:
+            for volume in (small, large):
+                dsn, new = await fresh_database(admin_dsn, f"pgotel_bench_{volume}", reuse=args.reuse)
+                seconds = await generate(dsn, volume) if new else 0.0
+                pool = pools[volume] = await asyncpg.create_pool(dsn, min_size=2, max_size=2)
                 count = await pool.fetchval(
                     "SELECT sum(count) FROM pgotel.http_rollup_1m r JOIN pgotel.http_endpoints e"
                     " ON e.id = r.endpoint_id WHERE NOT e.is_total"
                 )
                 rows = await pool.fetchval("SELECT count(*) FROM pgotel.http_rollup_1m")
                 print(f"generated {int(count):,} requests ({rows:,} minute rollup rows) in {seconds:.0f} s")
-                results[volume] = await time_api(pool, args.runs)
+            results = await time_api(pools, args.runs)
+            for volume, pool in pools.items():
                 raw_ms[volume] = await time_raw(pool, args.runs)
                 compared, worst, mismatches = await accuracy(pool)
                 print(
                     f"7d accuracy vs PERCENTILE_CONT over the same {volume:,} raw rows: {compared} endpoints,"
                     f" worst P50/P95/P99 difference {100 * worst:.2f}%, count/error mismatches {mismatches}"
                 )
-            finally:
+        finally:
+            for pool in pools.values():
                 await pool.close()
-        print(f"\nmedian of {args.runs} runs, ms (full HTTP API call through FastAPI, in-process)")
+        print(f"\nmedian of {args.runs} runs, volumes interleaved, ms (full HTTP API call through FastAPI, in-process)")
         print(f"{'query':<26}{'window':>7}{f'{small:,}':>13}{f'{large:,}':>13}{'ratio':>8}")
         for label, _, _ in QUERIES:
             for hours in WINDOWS:
