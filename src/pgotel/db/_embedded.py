@@ -191,18 +191,20 @@ def _exclusive(data_dir: Path) -> Iterator[None]:
 
 
 def _grant_to_system_user(data_dir: Path) -> None:
-    """As root, let the server's system user traverse to and own the data directory."""
+    """As root, let the server's system user own the data directory and reach it and the PostgreSQL
+    binaries (a project, or its virtualenv, under a private folder such as /root gets o+x on the folders
+    above it: traversal only, no listing)."""
     if os.geteuid() != 0:
         return
     entry = _ensure_system_user()
-    traverse = stat.S_IXOTH | stat.S_IROTH
-    for parent in data_dir.parents:
+    for parent in (*data_dir.parents, *POSTGRES_BIN_PATH.parents):
         mode = parent.stat().st_mode
-        if mode & traverse != traverse:
-            parent.chmod(mode | traverse)
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
     for path in (data_dir, pgdata_of(data_dir)):
         if path.exists():
             os.chown(path, entry.pw_uid, entry.pw_gid)
+    traverse = stat.S_IXOTH | stat.S_IROTH
     for folder in (POSTGRES_BIN_PATH, POSTGRES_BIN_PATH.parent / "lib", POSTGRES_BIN_PATH.parent / "share"):
         mode = folder.stat().st_mode
         if mode & traverse != traverse:
