@@ -176,6 +176,33 @@ async def test_timeseries_add_up_to_the_window(client: httpx.AsyncClient, traffi
     assert max(point["p99_latency_ms"] for point in busy) <= max(r.seconds for r in orders) * 1000 * 1.02
 
 
+async def test_service_filter_narrows_every_figure_to_one_app(
+    client: httpx.AsyncClient, conn: asyncpg.Connection, traffic: Traffic
+) -> None:
+    billing = Traffic()
+    now = dt.datetime.now(dt.UTC)
+    billing_endpoints = [("POST", "/invoices", 0.040), ("GET", "/items/{item_id}", 0.002)]
+    for k in range(5):
+        requests = random_requests(random.Random(k), 150, billing_endpoints, service="billing")
+        await store_interval(conn, billing, now - dt.timedelta(minutes=40) + k * dt.timedelta(minutes=7), requests)
+    await db.refresh_rollups(conn)
+    shop, billed = in_window(traffic, 1), in_window(billing, 1)
+    for service, requests in (("shop", shop), ("billing", billed), (None, shop + billed)):
+        params: dict[str, Any] = {"period_hours": 1} if service is None else {"period_hours": 1, "service": service}
+        summary = (await client.get(f"{API}/summary", params=params)).json()
+        assert_matches(summary["api"], requests, 1)
+        rows = (await client.get(f"{API}/performance/endpoints", params={**params, "limit": 100})).json()
+        assert sum(row["request_count"] for row in rows) == len(requests)
+        assert {row["service"] for row in rows} == ({service} if service else {"shop", "billing"})
+        hotspots = (await client.get(f"{API}/performance/error-hotspots", params=params)).json()
+        assert sum(row["error_count"] for row in hotspots) == sum(r.is_error for r in requests)
+        series = (await client.get(f"{API}/timeseries/requests", params=params)).json()
+        assert sum(point["request_count"] for point in series["points"]) == len(requests)
+    # The same route in two services stays two endpoints.
+    items = [row for row in rows if row["endpoint"] == "/items/{item_id}"]
+    assert sorted(row["service"] for row in items) == ["billing", "shop"]
+
+
 @pytest.mark.parametrize(
     ("path", "params", "parameter", "range_text"),
     [

@@ -70,6 +70,7 @@ ThresholdMs = Annotated[
 ]
 SortBy = Annotated[str, Query(description=f"one of {', '.join(ENDPOINT_SORT_FIELDS)}"), AfterValidator(_sort_field)]
 Order = Annotated[str, Query(description="asc or desc"), AfterValidator(_sort_order)]
+ServiceFilter = Annotated[str | None, Query(description="service.name of the app; all services when absent")]
 EndpointFilter = Annotated[str | None, Query(description="route template, e.g. /items/{item_id}")]
 MethodFilter = Annotated[str | None, Query(description="HTTP method, e.g. GET")]
 
@@ -82,41 +83,57 @@ class MonitoringData:
         self._redis_url = redis_url
         host_snapshot()  # psutil measures CPU between calls: start the first interval now
 
-    async def summary_model(self, period_hours: int) -> Summary:
+    async def summary_model(self, period_hours: int, service: str | None = None) -> Summary:
         pool = await self._pool()
         api, postgres, redis = await asyncio.gather(
-            db.api_summary(pool, period_hours=period_hours),
+            db.api_summary(pool, period_hours=period_hours, service=service),
             postgres_snapshot(pool),
             redis_snapshot(self._redis_url),
         )
         return Summary(api=ApiStats.of(api), redis=redis, postgres=postgres, system=host_snapshot())
 
-    async def endpoint_models(self, period_hours: int, limit: int, sort: str, order: str) -> list[EndpointPerformance]:
-        stats = await db.endpoint_stats(await self._pool(), period_hours=period_hours)
+    async def endpoint_models(
+        self, period_hours: int, limit: int, sort: str, order: str, service: str | None = None
+    ) -> list[EndpointPerformance]:
+        stats = await db.endpoint_stats(await self._pool(), period_hours=period_hours, service=service)
         rows = [EndpointPerformance.of(item) for item in stats]
         rows.sort(key=lambda row: getattr(row, sort), reverse=order == "desc")
         return rows[:limit]
 
-    async def slow_endpoint_models(self, period_hours: int, threshold_ms: float) -> list[SlowEndpoint]:
-        found = await db.slow_endpoints(await self._pool(), threshold_ms=threshold_ms, period_hours=period_hours)
+    async def slow_endpoint_models(
+        self, period_hours: int, threshold_ms: float, service: str | None = None
+    ) -> list[SlowEndpoint]:
+        found = await db.slow_endpoints(
+            await self._pool(), threshold_ms=threshold_ms, period_hours=period_hours, service=service
+        )
         return [SlowEndpoint.of_slow(slow) for slow in found]
 
-    async def error_hotspot_models(self, period_hours: int, limit: int = MAX_LIMIT) -> list[ErrorHotspot]:
-        found = await db.error_hotspots(await self._pool(), period_hours=period_hours)
+    async def error_hotspot_models(
+        self, period_hours: int, limit: int = MAX_LIMIT, service: str | None = None
+    ) -> list[ErrorHotspot]:
+        found = await db.error_hotspots(await self._pool(), period_hours=period_hours, service=service)
         return [ErrorHotspot.of_hotspot(hotspot) for hotspot in found[:limit]]
 
-    async def _series(self, period_hours: int, endpoint: str | None, method: str | None) -> db.TimeSeries:
-        return await db.request_timeseries(await self._pool(), period_hours=period_hours, route=endpoint, method=method)
+    async def _series(
+        self, period_hours: int, endpoint: str | None, method: str | None, service: str | None
+    ) -> db.TimeSeries:
+        return await db.request_timeseries(
+            await self._pool(), period_hours=period_hours, service=service, route=endpoint, method=method
+        )
 
-    async def latency_series(self, period_hours: int, endpoint: str | None, method: str | None) -> LatencySeries:
-        series = await self._series(period_hours, endpoint, method)
+    async def latency_series(
+        self, period_hours: int, endpoint: str | None, method: str | None, service: str | None = None
+    ) -> LatencySeries:
+        series = await self._series(period_hours, endpoint, method, service)
         points = [LatencyPoint(**{name: getattr(p, name) for name in LatencyPoint.model_fields}) for p in series.points]
         return LatencySeries(
             interval_seconds=int(series.interval.total_seconds()), endpoint=endpoint, method=method, points=points
         )
 
-    async def request_series(self, period_hours: int, endpoint: str | None, method: str | None) -> RequestSeries:
-        series = await self._series(period_hours, endpoint, method)
+    async def request_series(
+        self, period_hours: int, endpoint: str | None, method: str | None, service: str | None = None
+    ) -> RequestSeries:
+        series = await self._series(period_hours, endpoint, method, service)
         points = [RequestPoint(**{name: getattr(p, name) for name in RequestPoint.model_fields}) for p in series.points]
         return RequestSeries(
             interval_seconds=int(series.interval.total_seconds()), endpoint=endpoint, method=method, points=points
@@ -149,39 +166,53 @@ def create_api_router(
     router = APIRouter(prefix=prefix, dependencies=dependencies, tags=["pgotel monitoring"])
 
     @router.get("/summary", response_model=Summary)
-    async def summary(period_hours: PeriodHours = 1) -> Summary:
+    async def summary(period_hours: PeriodHours = 1, service: ServiceFilter = None) -> Summary:
         """API RED figures of the period, plus Redis, PostgreSQL and host figures now."""
-        return await data.summary_model(period_hours)
+        return await data.summary_model(period_hours, service)
 
     @router.get("/performance/endpoints", response_model=list[EndpointPerformance])
     async def endpoints(
-        period_hours: PeriodHours = 1, limit: Limit = 20, sort_by: SortBy = "request_count", order: Order = "desc"
+        period_hours: PeriodHours = 1,
+        limit: Limit = 20,
+        sort_by: SortBy = "request_count",
+        order: Order = "desc",
+        service: ServiceFilter = None,
     ) -> list[EndpointPerformance]:
         """Per-endpoint requests, latency percentiles and errors over the period."""
-        return await data.endpoint_models(period_hours, limit, sort_by, order)
+        return await data.endpoint_models(period_hours, limit, sort_by, order, service)
 
     @router.get("/performance/slow-endpoints", response_model=list[SlowEndpoint])
-    async def slow_endpoints(threshold_ms: ThresholdMs = 100.0, period_hours: PeriodHours = 1) -> list[SlowEndpoint]:
+    async def slow_endpoints(
+        threshold_ms: ThresholdMs = 100.0, period_hours: PeriodHours = 1, service: ServiceFilter = None
+    ) -> list[SlowEndpoint]:
         """Endpoints whose P95 exceeds threshold_ms, by time lost per hour above it, worst first."""
-        return await data.slow_endpoint_models(period_hours, threshold_ms)
+        return await data.slow_endpoint_models(period_hours, threshold_ms, service)
 
     @router.get("/performance/error-hotspots", response_model=list[ErrorHotspot])
-    async def error_hotspots(period_hours: PeriodHours = 1, limit: Limit = 20) -> list[ErrorHotspot]:
+    async def error_hotspots(
+        period_hours: PeriodHours = 1, limit: Limit = 20, service: ServiceFilter = None
+    ) -> list[ErrorHotspot]:
         """Endpoints with the most failed requests, with status code and error type breakdowns."""
-        return await data.error_hotspot_models(period_hours, limit)
+        return await data.error_hotspot_models(period_hours, limit, service)
 
     @router.get("/timeseries/latency", response_model=LatencySeries)
     async def latency(
-        period_hours: PeriodHours = 1, endpoint: EndpointFilter = None, method: MethodFilter = None
+        period_hours: PeriodHours = 1,
+        endpoint: EndpointFilter = None,
+        method: MethodFilter = None,
+        service: ServiceFilter = None,
     ) -> LatencySeries:
         """P50/P95/P99 and average latency per interval (1 min for 1 h ... 2 h for 7 d), all or one endpoint."""
-        return await data.latency_series(period_hours, endpoint, method)
+        return await data.latency_series(period_hours, endpoint, method, service)
 
     @router.get("/timeseries/requests", response_model=RequestSeries)
     async def requests(
-        period_hours: PeriodHours = 1, endpoint: EndpointFilter = None, method: MethodFilter = None
+        period_hours: PeriodHours = 1,
+        endpoint: EndpointFilter = None,
+        method: MethodFilter = None,
+        service: ServiceFilter = None,
     ) -> RequestSeries:
         """Requests and errors per interval, all or one endpoint."""
-        return await data.request_series(period_hours, endpoint, method)
+        return await data.request_series(period_hours, endpoint, method, service)
 
     return router

@@ -61,7 +61,8 @@ CROSS JOIN LATERAL (
     ORDER BY r.bucket DESC LIMIT 1
 ) AS l
 WHERE CASE WHEN $4::boolean THEN e.is_total
-           ELSE NOT e.is_total AND ($5::text IS NULL OR e.method = $5) AND ($6::text IS NULL OR e.route = $6) END
+           ELSE NOT e.is_total AND ($5::text IS NULL OR e.method = $5) AND ($6::text IS NULL OR e.route = $6)
+                AND ($7::text IS NULL OR e.service_name = $7) END
 """
 _EDGES_1M = _EDGES.format(columns=_EDGE_COLUMNS, table="http_rollup_1m")
 _EDGES_1H = _EDGES.format(columns=_EDGE_COLUMNS, table="http_rollup_1h")
@@ -211,32 +212,35 @@ async def _window_rows(
     end: dt.datetime,
     *,
     total: bool,
+    service: str | None = None,
     method: str | None = None,
     route: str | None = None,
 ) -> list[asyncpg.Record]:
-    return list(await executor.fetch(_EDGES_1M, start, end, end - start, total, method, route))
+    return list(await executor.fetch(_EDGES_1M, start, end, end - start, total, method, route, service))
 
 
 async def _endpoint_aggregates(
-    executor: Executor, period_hours: float, now: dt.datetime | None
+    executor: Executor, period_hours: float, now: dt.datetime | None, service: str | None
 ) -> tuple[list[tuple[tuple[str, str, str], _Aggregate]], float]:
     start, end = window_bounds(period_hours, now)
-    rows = await _window_rows(executor, start, end, total=False)
+    rows = await _window_rows(executor, start, end, total=False, service=service)
     return [((r["service_name"], r["method"], r["route"]), _aggregate([r])) for r in rows], period_hours * 3600
 
 
-async def api_summary(executor: Executor, *, period_hours: float, now: dt.datetime | None = None) -> RequestStats:
-    """RED figures of every request of every service over the last `period_hours`."""
+async def api_summary(
+    executor: Executor, *, period_hours: float, service: str | None = None, now: dt.datetime | None = None
+) -> RequestStats:
+    """RED figures of every request over the last `period_hours`, of one service or (None) of all."""
     start, end = window_bounds(period_hours, now)
-    rows = await _window_rows(executor, start, end, total=True)
+    rows = await _window_rows(executor, start, end, total=service is None, service=service)
     return RequestStats(**_stats_fields(_aggregate(rows), period_hours * 3600))
 
 
 async def endpoint_stats(
-    executor: Executor, *, period_hours: float, now: dt.datetime | None = None
+    executor: Executor, *, period_hours: float, service: str | None = None, now: dt.datetime | None = None
 ) -> list[EndpointStats]:
-    """Every endpoint that served requests in the last `period_hours`, busiest first."""
-    aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now)
+    """Every endpoint (of `service`, or of all) that served requests in the last `period_hours`, busiest first."""
+    aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now, service)
     found = [
         EndpointStats(service_name=service, method=method, route=route, **_stats_fields(aggregate, seconds))
         for (service, method, route), aggregate in aggregates
@@ -245,10 +249,15 @@ async def endpoint_stats(
 
 
 async def slow_endpoints(
-    executor: Executor, *, threshold_ms: float, period_hours: float, now: dt.datetime | None = None
+    executor: Executor,
+    *,
+    threshold_ms: float,
+    period_hours: float,
+    service: str | None = None,
+    now: dt.datetime | None = None,
 ) -> list[SlowEndpoint]:
     """Endpoints whose P95 exceeds `threshold_ms`, by time spent above the threshold per hour, worst first."""
-    aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now)
+    aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now, service)
     found = []
     for (service, method, route), aggregate in aggregates:
         fields = _stats_fields(aggregate, seconds)
@@ -270,10 +279,10 @@ async def slow_endpoints(
 
 
 async def error_hotspots(
-    executor: Executor, *, period_hours: float, now: dt.datetime | None = None
+    executor: Executor, *, period_hours: float, service: str | None = None, now: dt.datetime | None = None
 ) -> list[ErrorHotspot]:
     """Endpoints with failed requests, most errors first (then highest rate), with their breakdown."""
-    aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now)
+    aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now, service)
     found = []
     for key, aggregate in aggregates:
         if not aggregate.error_count:
@@ -297,20 +306,22 @@ async def request_timeseries(
     executor: Executor,
     *,
     period_hours: float,
+    service: str | None = None,
     method: str | None = None,
     route: str | None = None,
     now: dt.datetime | None = None,
 ) -> TimeSeries:
     """RED figures per chart interval over the last `period_hours`, for all traffic or for the endpoints
-    matching `route` (and `method` when given). Intervals without traffic are present with zeros."""
+    matching `service`, `route` and `method` (each when given). Intervals without traffic are present with
+    zeros."""
     interval = chart_interval(period_hours)
     start, end = window_bounds(period_hours, now)
     epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     first = start - (start - epoch) % interval
     last = end - (end - epoch) % interval + (interval if (end - epoch) % interval else dt.timedelta())
     query = _EDGES_1H if interval >= _HOUR else _EDGES_1M
-    total = method is None and route is None
-    rows = await executor.fetch(query, first, last, interval, total, method, route)
+    total = service is None and method is None and route is None
+    rows = await executor.fetch(query, first, last, interval, total, method, route, service)
     by_start: dict[dt.datetime, list[asyncpg.Record]] = {}
     for row in rows:
         by_start.setdefault(row["start"], []).append(row)
