@@ -166,8 +166,14 @@ class DashboardAuth:
         return hmac.compare_digest(signature.encode(), self._sign(issued_at).encode())
 
     def authenticated_by_bearer(self, request: Request) -> bool:
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and self.check_token(request, credentials.strip())
+        """Whether the request carries the token as `Authorization: Bearer`. Decided once per request (the
+        auth and CSRF checks both ask), so a wrong token counts as one failed attempt, not two."""
+        verdict: bool | None = getattr(request.state, "pgotel_bearer", None)
+        if verdict is None:
+            scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+            verdict = scheme.lower() == "bearer" and self.check_token(request, credentials.strip())
+            request.state.pgotel_bearer = verdict
+        return verdict
 
     def is_authenticated(self, request: Request) -> bool:
         if self.token is None:
