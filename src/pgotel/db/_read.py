@@ -143,8 +143,6 @@ class _Aggregate:
     count_5xx: int
     sum_seconds: float
     histogram: RollupHistogram
-    # Failed requests by 'status:<code>' and 'type:<error.type>' (see the rollup migration).
-    error_counts: Counter[str]
 
 
 def window_bounds(period_hours: float, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
@@ -172,12 +170,6 @@ def _aggregate(rows: Sequence[asyncpg.Record]) -> _Aggregate:
             subtracted.append(RollupHistogram(0, row["first_cum_offset"], tuple(row["first_cum_counts"])))
     merged = merge_histograms(added, subtracted)
     zero_count = sum(row["zero_count"] for row in rows)
-    error_counts: Counter[str] = Counter()
-    for row in rows:
-        error_counts.update(json.loads(row["error_counts"]))
-        if not row["single_row"]:
-            error_counts.update(json.loads(row["last_cum_error_counts"]))
-            error_counts.subtract(json.loads(row["first_cum_error_counts"]))
     return _Aggregate(
         request_count=sum(row["request_count"] for row in rows),
         error_count=sum(row["error_count"] for row in rows),
@@ -185,8 +177,25 @@ def _aggregate(rows: Sequence[asyncpg.Record]) -> _Aggregate:
         count_5xx=sum(row["count_5xx"] for row in rows),
         sum_seconds=sum(row["sum"] for row in rows),
         histogram=RollupHistogram(zero_count, merged.offset, merged.counts),
-        error_counts=+error_counts,
     )
+
+
+def _error_breakdown(row: asyncpg.Record) -> tuple[dict[int, int], dict[str, int]]:
+    """Failed requests of one endpoint's window row by status code and by error type, from its
+    'status:<code>' / 'type:<error.type>' counts (see the rollup migration)."""
+    counts: Counter[str] = Counter(json.loads(row["error_counts"]))
+    if not row["single_row"]:
+        counts.update(json.loads(row["last_cum_error_counts"]))
+        counts.subtract(json.loads(row["first_cum_error_counts"]))
+    by_status: dict[int, int] = {}
+    by_type: dict[str, int] = {}
+    for name, count in counts.items():
+        kind, _, value = name.partition(":")
+        if count > 0 and kind == "status":
+            by_status[int(value)] = count
+        elif count > 0 and kind == "type":
+            by_type[value] = count
+    return by_status, by_type
 
 
 def _stats_fields(aggregate: _Aggregate, seconds: float) -> dict[str, Any]:
@@ -221,10 +230,11 @@ async def _window_rows(
 
 async def _endpoint_aggregates(
     executor: Executor, period_hours: float, now: dt.datetime | None, service: str | None
-) -> tuple[list[tuple[tuple[str, str, str], _Aggregate]], float]:
+) -> tuple[list[tuple[asyncpg.Record, _Aggregate]], float]:
+    """Each endpoint's window row (service_name, method, route, ...) with its aggregate; the window's seconds."""
     start, end = window_bounds(period_hours, now)
     rows = await _window_rows(executor, start, end, total=False, service=service)
-    return [((r["service_name"], r["method"], r["route"]), _aggregate([r])) for r in rows], period_hours * 3600
+    return [(row, _aggregate([row])) for row in rows], period_hours * 3600
 
 
 async def api_summary(
@@ -242,8 +252,13 @@ async def endpoint_stats(
     """Every endpoint (of `service`, or of all) that served requests in the last `period_hours`, busiest first."""
     aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now, service)
     found = [
-        EndpointStats(service_name=service, method=method, route=route, **_stats_fields(aggregate, seconds))
-        for (service, method, route), aggregate in aggregates
+        EndpointStats(
+            service_name=row["service_name"],
+            method=row["method"],
+            route=row["route"],
+            **_stats_fields(aggregate, seconds),
+        )
+        for row, aggregate in aggregates
     ]
     return sorted(found, key=lambda stats: (-stats.request_count, stats.route, stats.method, stats.service_name))
 
@@ -259,16 +274,16 @@ async def slow_endpoints(
     """Endpoints whose P95 exceeds `threshold_ms`, by time spent above the threshold per hour, worst first."""
     aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now, service)
     found = []
-    for (service, method, route), aggregate in aggregates:
+    for row, aggregate in aggregates:
         fields = _stats_fields(aggregate, seconds)
         if fields["p95_latency_ms"] <= threshold_ms:
             continue
         slow_count, excess_seconds = excess_above(aggregate.histogram, threshold_ms / 1000.0)
         found.append(
             SlowEndpoint(
-                service_name=service,
-                method=method,
-                route=route,
+                service_name=row["service_name"],
+                method=row["method"],
+                route=row["route"],
                 threshold_ms=threshold_ms,
                 slow_request_count=slow_count,
                 impact_seconds_per_hour=excess_seconds * 3600.0 / seconds,
@@ -284,16 +299,15 @@ async def error_hotspots(
     """Endpoints with failed requests, most errors first (then highest rate), with their breakdown."""
     aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now, service)
     found = []
-    for key, aggregate in aggregates:
+    for row, aggregate in aggregates:
         if not aggregate.error_count:
             continue
-        by_status = {int(name[7:]): n for name, n in aggregate.error_counts.items() if name.startswith("status:")}
-        by_type = {name[5:]: n for name, n in aggregate.error_counts.items() if name.startswith("type:")}
+        by_status, by_type = _error_breakdown(row)
         found.append(
             ErrorHotspot(
-                service_name=key[0],
-                method=key[1],
-                route=key[2],
+                service_name=row["service_name"],
+                method=row["method"],
+                route=row["route"],
                 status_codes=tuple(sorted(by_status.items(), key=lambda item: (-item[1], item[0]))),
                 error_types=tuple(sorted(by_type.items(), key=lambda item: (-item[1], item[0]))),
                 **_stats_fields(aggregate, seconds),
