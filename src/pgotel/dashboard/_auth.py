@@ -121,11 +121,6 @@ class DashboardAuth:
     def enabled(self) -> bool:
         return self.token is not None
 
-    def token_matches(self, candidate: str) -> bool:
-        if self.token is None:
-            return False
-        return hmac.compare_digest(candidate.encode(), self.token.encode())
-
     def check_token(self, request: Request, candidate: str) -> bool:
         """Whether `candidate` is the token; 429 once the client has failed too often recently."""
         client = _client_address(request)
@@ -137,7 +132,7 @@ class DashboardAuth:
                 detail=f"too many failed token attempts from this address: try again in {seconds} s",
                 headers={"Retry-After": str(seconds)},
             )
-        if self.token_matches(candidate):
+        if self.token is not None and hmac.compare_digest(candidate.encode(), self.token.encode()):
             return True
         self.throttle.record_failure(client)
         return False
