@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
@@ -68,6 +68,7 @@ def expected(span: ReadableSpan) -> dict[str, Any]:
         "scope": (span.instrumentation_scope.name, span.instrumentation_scope.version)
         if span.instrumentation_scope
         else None,
+        "dropped": (span.dropped_attributes, span.dropped_events, span.dropped_links),
     }
 
 
@@ -91,7 +92,12 @@ def stored(row: asyncpg.Record) -> dict[str, Any]:
         "links": [(link["trace_id"], link["span_id"], link["attributes"]) for link in links],
         "resource": json.loads(row["resource_attributes"]),
         "scope": (row["scope_name"], row["scope_version"]),
+        "dropped": (row["dropped_attributes"], row["dropped_events"], row["dropped_links"]),
     }
+
+
+_MAX_SPAN_ATTRIBUTES = 12
+_MAX_EVENTS = 3
 
 
 def _produce(provider: TracerProvider) -> None:
@@ -128,13 +134,20 @@ def _produce(provider: TracerProvider) -> None:
         root.set_status(Status(StatusCode.OK))
     with tracer.start_as_current_span("internal", kind=SpanKind.INTERNAL):
         pass
+    # Beyond the provider's limits: the SDK drops the excess and the stored counts say how much.
+    crowded_attributes = {f"key.{index}": index for index in range(_MAX_SPAN_ATTRIBUTES + 3)}
+    links = [Link(linked), Link(linked, {"second": True})]
+    with tracer.start_as_current_span("crowded", attributes=crowded_attributes, links=links) as crowded:
+        for step in range(_MAX_EVENTS + 2):
+            crowded.add_event("step", {"step": step})
 
 
 async def test_every_span_field_round_trips(settings: PgotelSettings, conn: asyncpg.Connection) -> None:
     memory = InMemorySpanExporter()
     exporter = PostgresSpanExporter(settings=settings)
     resource = Resource.create({"service.name": "fidelity", "deployment.environment": "test", "host.cpus": 2})
-    provider = TracerProvider(resource=resource)
+    limits = SpanLimits(max_span_attributes=_MAX_SPAN_ATTRIBUTES, max_events=_MAX_EVENTS, max_links=1)
+    provider = TracerProvider(resource=resource, span_limits=limits)
     provider.add_span_processor(SimpleSpanProcessor(memory))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     try:
@@ -142,8 +155,9 @@ async def test_every_span_field_round_trips(settings: PgotelSettings, conn: asyn
         assert exporter.force_flush(10_000)
         produced = sorted((expected(span) for span in memory.get_finished_spans()), key=lambda s: s["start"])
         rows = [stored(row) for row in await conn.fetch(_READ)]
-        assert len(rows) == 5
+        assert len(rows) == 6
         assert rows == produced
+        assert rows[-1]["dropped"] == (3, 2, 1)
         service = await conn.fetchval("SELECT DISTINCT service_name FROM pgotel.spans")
         assert service == "fidelity"
     finally:

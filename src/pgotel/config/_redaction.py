@@ -31,13 +31,13 @@ class Redactor:
     needs its own entry.
     """
 
-    __slots__ = ("_decisions", "_keys", "_plans", "replacement")
+    __slots__ = ("_decisions", "_keys", "_plain_keys", "replacement")
 
     def __init__(self, keys: tuple[str, ...], replacement: str) -> None:
         self._keys = tuple(sorted({_normalise(key) for key in keys if key}))
         self.replacement = replacement
         self._decisions: dict[str, bool] = {}
-        self._plans: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._plain_keys: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: RedactionSettings) -> Redactor:
@@ -71,20 +71,25 @@ class Redactor:
     def redact_attributes(self, mapping: Mapping[str, _V]) -> Mapping[str, _V | str]:
         """`mapping` with secrets redacted; `mapping` itself when none of its keys can hold a secret.
 
-        Telemetry repeats the same key sets (one per instrumentation point), so the keys needing work
-        are computed once per key set: a span with nothing to redact costs one dictionary lookup."""
-        keys = tuple(mapping)
-        plan = self._plans.get(keys)
-        if plan is None:
-            plan = tuple(key for key in keys if self.is_secret_key(key) or key in _URL_ATTRIBUTE_KEYS)
-            if len(self._plans) < _MAX_CACHED_KEYS:
-                self._plans[keys] = plan
+        Telemetry repeats the same few keys, so the keys known to need no work are kept in a set: a map
+        with nothing to redact costs one subset test."""
+        keys = mapping.keys()
+        if keys <= self._plain_keys:
+            return mapping
+        plan = [key for key in keys if self._needs_work(key)]
         if not plan:
             return mapping
         redacted: dict[str, _V | str] = dict(mapping)
         for key in plan:
             redacted[key] = self.redact_value(key, redacted[key])
         return redacted
+
+    def _needs_work(self, key: str) -> bool:
+        if self.is_secret_key(key) or key in _URL_ATTRIBUTE_KEYS:
+            return True
+        if len(self._plain_keys) < _MAX_CACHED_KEYS:
+            self._plain_keys.add(key)
+        return False
 
     def _redact_parameter(self, match: re.Match[str]) -> str:
         if not self.is_secret_key(match["name"]):

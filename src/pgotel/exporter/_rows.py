@@ -10,8 +10,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from asyncpg.pgproto.pgproto import UUID as PgUUID
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.metrics.export import (
     ExponentialHistogram,
@@ -36,7 +37,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from pgotel.db import Row
-from pgotel.exporter._encode import ValueEncoder, ns_to_datetime, sdk_attributes, signed64
+from pgotel.exporter._encode import ValueEncoder, ns_to_datetime, sdk_attributes, sdk_sequence, signed64
 
 METRIC_KIND = {Gauge: 1, Sum: 2, Histogram: 3, ExponentialHistogram: 4}
 # Stored with OTLP's numbering (1 internal, 2 server, 3 client, 4 producer, 5 consumer), which SQL users
@@ -66,8 +67,11 @@ class RowBatch:
 
 
 def fingerprint(*parts: Any) -> uuid.UUID:
+    """A content id. asyncpg's own UUID type (a uuid.UUID for every other purpose) is the one its COPY
+    encoder writes without a Python call per row."""
     canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
-    return uuid.UUID(bytes=hashlib.blake2b(canonical.encode("utf-8", "replace"), digest_size=16).digest())
+    digest = hashlib.blake2b(canonical.encode("utf-8", "replace"), digest_size=16).digest()
+    return cast(uuid.UUID, PgUUID(digest))
 
 
 def _http_status(value: object) -> int | None:
@@ -128,43 +132,46 @@ class RowConverter:
         resources: dict[int, tuple[uuid.UUID, str]] = {}
         scopes: dict[int, uuid.UUID] = {}
         for span in spans:
-            context = span.context
+            # Ended spans are immutable: read the pinned SDK's fields directly (each public property is a
+            # call, and the attribute, event and link ones copy under a lock).
+            context = span._context
             if context is None:
                 continue
-            resource = span.resource
+            trace_id, span_id, _remote, trace_flags, trace_state, _valid = context
+            resource = span._resource
             resolved = resources.get(id(resource))
             if resolved is None:
                 resolved = resources[id(resource)] = self._resource(resource, batch)
             resource_id, service = resolved
-            scope = span.instrumentation_scope
+            scope = span._instrumentation_scope
             scope_id = scopes.get(id(scope))
             if scope_id is None:
                 scope_id = scopes[id(scope)] = self._scope(scope, batch)
-            attributes = sdk_attributes(span._attributes)
-            start = span.start_time or 0
-            end = span.end_time or start
-            parent = span.parent
-            status = span.status
+            attributes, dropped_attributes = sdk_attributes(span._attributes)
+            events, dropped_events = sdk_sequence(span._events)
+            links, dropped_links = sdk_sequence(span._links)
+            start = span._start_time or 0
+            end = span._end_time or start
+            parent = span._parent
+            status = span._status
+            description = status._description
             method = attributes.get("http.request.method") or attributes.get("http.method")
             route = attributes.get("http.route")
             code = attributes.get("http.response.status_code") or attributes.get("http.status_code")
-            # The public properties copy these under a lock even when empty.
-            events = tuple(span._events) if span._events else ()
-            links = tuple(span._links) if span._links else ()
             rows.append(
                 (
                     ns_to_datetime(start),
                     start,
                     end - start,
-                    format(context.trace_id, "032x"),  # asyncpg parses hex text; no UUID object per span
-                    signed64(context.span_id),
-                    signed64(parent.span_id) if parent is not None else None,
-                    (context.trace_state.to_header() or None) if context.trace_state else None,
-                    int(context.trace_flags),
-                    text(span.name) or "",
-                    _OTLP_SPAN_KIND[span.kind],
-                    _STATUS_CODE[status.status_code],
-                    text(status.description) if status.description else None,
+                    format(trace_id, "032x"),  # asyncpg parses hex text; no UUID object per span
+                    signed64(span_id),
+                    signed64(parent[1]) if parent is not None else None,
+                    (trace_state.to_header() or None) if trace_state else None,
+                    trace_flags,
+                    text(span._name) or "",
+                    _OTLP_SPAN_KIND[span._kind],
+                    _STATUS_CODE[status._status_code],
+                    text(description) if description else None,
                     service,
                     resource_id,
                     scope_id,
@@ -174,9 +181,9 @@ class RowConverter:
                     encode_attributes(attributes),
                     self._events(events) if events else None,
                     self._links(links) if links else None,
-                    span.dropped_attributes,
-                    span.dropped_events,
-                    span.dropped_links,
+                    dropped_attributes,
+                    dropped_events,
+                    dropped_links,
                 )
             )
         return batch
