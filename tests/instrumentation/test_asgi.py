@@ -64,6 +64,17 @@ async def test_incoming_traceparent_is_continued(client: httpx.AsyncClient, tele
     assert format(span.parent.span_id, "016x") == parent_span
 
 
+async def test_a_request_without_traceparent_starts_its_own_trace(
+    client: httpx.AsyncClient, telemetry: Telemetry
+) -> None:
+    """Even when the app is called inside an active span (an in-process caller): only headers propagate."""
+    with telemetry.tracer_provider.get_tracer("caller").start_as_current_span("caller"):
+        await client.get("/items/1")
+
+    [span] = telemetry.server_spans()
+    assert span.parent is None
+
+
 async def test_unmatched_paths_are_normalised(client: httpx.AsyncClient, telemetry: Telemetry) -> None:
     await client.get(f"/orders/123/lines/{uuid.uuid4()}")
     await client.get("/blobs/0123456789abcdef0123")

@@ -12,7 +12,7 @@ from time import perf_counter
 from typing import Any
 
 from opentelemetry import context, propagate, trace
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.metrics import Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +26,7 @@ _logger = logging.getLogger(__name__)
 _KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"})
 # Request headers read by the middleware: the propagators' and the user agent. No other header is captured.
 _READ_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage", b"user-agent"})
+_PLAIN_HEADERS = frozenset({"user-agent"})
 
 
 class ServerTelemetryMiddleware:
@@ -71,7 +72,8 @@ class ServerTelemetryMiddleware:
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"] if name in _READ_HEADERS
         }
-        parent = propagate.extract(headers)
+        # Without a propagation header every propagator extracts an empty context: skip the call.
+        parent = propagate.extract(headers) if not headers.keys() <= _PLAIN_HEADERS else Context()
         span = self._tracer.start_span(
             span_method, context=parent, kind=SpanKind.SERVER, attributes=self._request_attributes(scope, headers)
         )
