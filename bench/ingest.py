@@ -129,6 +129,7 @@ def run_exporter(exporter: PostgresSpanExporter, spans: Sequence[ReadableSpan]) 
 
 async def run_raw_copy(dsn: str, rows: list[db.Row]) -> tuple[float, float]:
     conn = await db.connect(dsn)
+    await db.register_timestamp_codec(conn)  # the rows' timestamps are encoded as the writer's are
     try:
         wall, cpu = time.perf_counter(), time.process_time()
         await conn.copy_records_to_table("spans", records=rows, columns=db.COLUMNS["spans"], schema_name="pgotel")

@@ -39,6 +39,8 @@ def _spans_with_bad_values() -> InMemorySpanExporter:
         pass
     with tracer.start_as_current_span("epoch", start_time=1, attributes={"too_old": True}) as span:
         span.end(end_time=2)
+    with tracer.start_as_current_span("beyond", start_time=2**80, attributes={"year": "> 9999"}) as span:
+        span.end(end_time=2**80 + 1)
     return memory
 
 
@@ -68,8 +70,8 @@ async def test_bad_values_are_sanitized_and_the_batch_survives(
         assert attributes["surrogate"] == {"text": "bad ? surrogate"}
         counts = exporter.writer.accounting.snapshot()
         assert counts["received"]["spans"] == len(spans)
-        assert counts["stored"]["spans"] == len(spans) - 1
-        assert counts["dropped"] == {"spans/timestamp_outside_retention": 1}
+        assert counts["stored"]["spans"] == len(spans) - 2
+        assert counts["dropped"] == {"spans/timestamp_outside_retention": 2}
         assert counts["sanitized"]["spans/nul_byte"] == 2
         assert counts["sanitized"]["spans/value_too_long"] == 1
         assert counts["sanitized"]["spans/too_many_attributes"] == 5_000 - settings.limits.max_attributes

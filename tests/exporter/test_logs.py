@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from typing import Any
@@ -15,11 +16,15 @@ from opentelemetry.sdk.resources import Resource
 from pgotel.config import PgotelSettings
 from pgotel.exporter import PostgresLogExporter
 
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 def expected(readable: ReadableLogRecord) -> dict[str, Any]:
     record = readable.log_record
+    observed = record.observed_timestamp or 0
     return {
         "time": record.timestamp,
+        "partition_time": _UNIX_EPOCH + dt.timedelta(microseconds=(record.timestamp or observed) // 1000),
         "observed": record.observed_timestamp,
         "trace_id": record.trace_id or None,
         "span_id": record.span_id or None,
@@ -35,6 +40,7 @@ def expected(readable: ReadableLogRecord) -> dict[str, Any]:
 def stored(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "time": row["time_unix_nano"],
+        "partition_time": row["time"],
         "observed": row["observed_unix_nano"],
         "trace_id": row["trace_id"].int if row["trace_id"] else None,
         "span_id": row["span_id"] % (1 << 64) if row["span_id"] is not None else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -21,6 +22,8 @@ from opentelemetry.sdk.resources import Resource
 from pgotel.config import PgotelSettings
 from pgotel.exporter import DELTA_PREFERENCE, PostgresMetricExporter
 
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 def _points(data: MetricsData) -> list[dict[str, Any]]:
     found = []
@@ -33,6 +36,7 @@ def _points(data: MetricsData) -> list[dict[str, Any]]:
                         "unit": metric.unit,
                         "attributes": dict(point.attributes or {}),
                         "time": point.time_unix_nano,
+                        "partition_time": _UNIX_EPOCH + dt.timedelta(microseconds=point.time_unix_nano // 1000),
                         "start": point.start_time_unix_nano,
                     }
                     if isinstance(point, NumberDataPoint):
@@ -54,15 +58,15 @@ def _points(data: MetricsData) -> list[dict[str, Any]]:
 
 
 _READ = """
-SELECT s.name, s.unit, s.attributes, p.time_unix_nano, p.start_unix_nano,
+SELECT s.name, s.unit, s.attributes, p.time, p.time_unix_nano, p.start_unix_nano,
        n.value_int, n.value_double,
        h.count AS h_count, h.sum AS h_sum, h.min AS h_min, h.max AS h_max, h.explicit_bounds, h.bucket_counts,
        e.count AS e_count, e.sum AS e_sum, e.min AS e_min, e.max AS e_max, e.scale, e.zero_count,
        e.positive_offset, e.positive_counts, e.negative_offset, e.negative_counts
 FROM pgotel.metric_series s
-JOIN (SELECT series_id, time_unix_nano, start_unix_nano FROM pgotel.metric_points
-      UNION ALL SELECT series_id, time_unix_nano, start_unix_nano FROM pgotel.histogram_points
-      UNION ALL SELECT series_id, time_unix_nano, start_unix_nano FROM pgotel.exp_histogram_points) p
+JOIN (SELECT series_id, time, time_unix_nano, start_unix_nano FROM pgotel.metric_points
+      UNION ALL SELECT series_id, time, time_unix_nano, start_unix_nano FROM pgotel.histogram_points
+      UNION ALL SELECT series_id, time, time_unix_nano, start_unix_nano FROM pgotel.exp_histogram_points) p
   ON p.series_id = s.id
 LEFT JOIN pgotel.metric_points n ON n.series_id = s.id
 LEFT JOIN pgotel.histogram_points h ON h.series_id = s.id
@@ -76,6 +80,7 @@ def _stored(row: asyncpg.Record) -> dict[str, Any]:
         "unit": row["unit"],
         "attributes": json.loads(row["attributes"]),
         "time": row["time_unix_nano"],
+        "partition_time": row["time"],
         "start": row["start_unix_nano"],
     }
     if row["value_int"] is not None or row["value_double"] is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -23,6 +24,9 @@ JOIN pgotel.resources r ON r.id = s.resource_id
 JOIN pgotel.scopes sc ON sc.id = s.scope_id
 ORDER BY s.start_unix_nano
 """
+
+
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _unsigned(value: int | None) -> int | None:
@@ -53,6 +57,7 @@ def expected(span: ReadableSpan) -> dict[str, Any]:
         "status_code": span.status.status_code.value,
         "status_message": span.status.description,
         "start": span.start_time,
+        "start_time": _UNIX_EPOCH + dt.timedelta(microseconds=span.start_time // 1000),
         "end": span.end_time,
         "attributes": _plain(dict(span.attributes or {})),
         "events": [(e.name, e.timestamp, _plain(dict(e.attributes or {}))) for e in span.events],
@@ -86,6 +91,7 @@ def stored(row: asyncpg.Record) -> dict[str, Any]:
         "status_code": row["status_code"],
         "status_message": row["status_message"],
         "start": row["start_unix_nano"],
+        "start_time": row["start_time"],
         "end": row["start_unix_nano"] + row["duration_ns"],
         "attributes": json.loads(row["attributes"]),
         "events": [(e["name"], e["time_unix_nano"], e["attributes"]) for e in events],

@@ -33,6 +33,7 @@ from pgotel.db._rollups import (
     percentile_from_histogram,
     refresh_rollups,
 )
+from pgotel.db._timestamps import US_PER_DAY, day_number, day_of, register_timestamp_codec, row_timestamp
 from pgotel.db._write import (
     COLUMNS,
     PARTITIONED_TABLES,
@@ -49,6 +50,7 @@ __all__ = [
     "PARTITIONED_TABLES",
     "ROLLUP_SCALE",
     "SIDE_TABLES",
+    "US_PER_DAY",
     "WRITER_SERVER_SETTINGS",
     "DatabaseServerStats",
     "EmbeddedPostgresError",
@@ -69,6 +71,8 @@ __all__ = [
     "copy_rows",
     "create_pool",
     "database_server_stats",
+    "day_number",
+    "day_of",
     "embedded_status",
     "endpoint_stats",
     "ensure_partitions",
@@ -81,8 +85,10 @@ __all__ = [
     "percentile_from_histogram",
     "prune",
     "refresh_rollups",
+    "register_timestamp_codec",
     "request_timeseries",
     "resolve_dsn",
+    "row_timestamp",
     "shipped_migrations",
     "slow_endpoints",
     "start_embedded",

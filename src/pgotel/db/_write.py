@@ -14,9 +14,10 @@ from pgotel.db._connect import create_pool, resolve_dsn
 from pgotel.db._migrate import Connection, migrate
 from pgotel.db._retention import ensure_partitions, ensure_partitions_around_today, prune
 from pgotel.db._rollups import refresh_rollups
+from pgotel.db._timestamps import register_timestamp_codec
 
 # Column order of every table the exporters write; row tuples follow it exactly.
-# Partitioned tables put their partition key (a timestamptz) first.
+# Partitioned tables put their partition key first: a timestamptz, given as a row timestamp (`row_timestamp`).
 COLUMNS: dict[str, tuple[str, ...]] = {
     "resources": ("id", "service_name", "attributes", "schema_url"),
     "scopes": ("id", "name", "version", "schema_url", "attributes"),
@@ -93,7 +94,7 @@ class TelemetryStore:
     async def open(cls, database: DatabaseSettings, *, timeout_s: float) -> TelemetryStore:
         """Connect (starting the embedded server if configured) and apply pending migrations."""
         dsn = await asyncio.to_thread(resolve_dsn, database)
-        pool = await create_pool(dsn, size=database.pool_size, timeout=timeout_s)
+        pool = await create_pool(dsn, size=database.pool_size, timeout=timeout_s, init=register_timestamp_codec)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)

@@ -5,7 +5,6 @@ huge or very many values, unknown types) takes a slow path that sanitizes value 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -16,15 +15,9 @@ import orjson
 from pgotel.config import LimitSettings, Redactor
 from pgotel.exporter._accounting import Accounting
 
-_from_timestamp = dt.datetime.fromtimestamp
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 _TRUNCATED = "...[truncated]"
 _INT64 = 1 << 63
-
-
-def ns_to_datetime(unix_nano: int) -> dt.datetime:
-    # Exact: a float holds a 2020-2100 timestamp to ~0.2 us, and fromtimestamp rounds to the nearest us.
-    return _from_timestamp(unix_nano // 1000 / 1e6, dt.UTC)
 
 
 def sdk_attributes(attributes: Any) -> tuple[Mapping[str, Any], int]:

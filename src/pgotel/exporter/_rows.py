@@ -36,8 +36,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
-from pgotel.db import Row
-from pgotel.exporter._encode import ValueEncoder, ns_to_datetime, sdk_attributes, sdk_sequence, signed64
+from pgotel.db import Row, row_timestamp
+from pgotel.exporter._encode import ValueEncoder, sdk_attributes, sdk_sequence, signed64
 
 METRIC_KIND = {Gauge: 1, Sum: 2, Histogram: 3, ExponentialHistogram: 4}
 # Stored with OTLP's numbering (1 internal, 2 server, 3 client, 4 producer, 5 consumer), which SQL users
@@ -160,7 +160,7 @@ class RowConverter:
             code = attributes.get("http.response.status_code") or attributes.get("http.status_code")
             rows.append(
                 (
-                    ns_to_datetime(start),
+                    row_timestamp(start),
                     start,
                     end - start,
                     format(trace_id, "032x"),  # asyncpg parses hex text; no UUID object per span
@@ -236,7 +236,7 @@ class RowConverter:
             batch.add(
                 "logs",
                 (
-                    ns_to_datetime(record.timestamp or observed),
+                    row_timestamp(record.timestamp or observed),
                     record.timestamp,
                     observed,
                     format(trace_id, "032x") if trace_id else None,
@@ -301,7 +301,7 @@ class RowConverter:
                 ),
             )
             head = (
-                ns_to_datetime(point.time_unix_nano),
+                row_timestamp(point.time_unix_nano),
                 point.time_unix_nano,
                 point.start_time_unix_nano,
                 series_id,

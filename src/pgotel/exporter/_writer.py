@@ -64,7 +64,7 @@ class TelemetryWriter:
         self._side: dict[str, dict[uuid.UUID, db.Row]] = {table: {} for table in db.SIDE_TABLES}
         self._queued = 0
         self._known_side: set[uuid.UUID] = set()
-        self._known_days: set[dt.date] = set()
+        self._known_days: set[int] = set()  # db.day_number of the partitions known to exist
         self._store: db.TelemetryStore | None = None
         self._connected = threading.Event()
         self._closing = False
@@ -217,12 +217,14 @@ class TelemetryWriter:
     async def _ensure_partitions(self, store: db.TelemetryStore) -> None:
         ahead = self.settings.retention.partitions_ahead_days
         await store.ensure_partitions_around_today(days_ahead=ahead)
-        today = db.utc_today()
-        self._known_days.update(today + dt.timedelta(days=offset) for offset in range(-1, ahead + 1))
+        today = db.day_number(db.utc_today())
+        self._known_days.update(range(today - 1, today + ahead + 1))
 
     async def _prune(self, store: db.TelemetryStore) -> None:
         dropped = await store.prune(retention_days=self.settings.retention.days)
-        self._known_days.difference_update(dt.datetime.strptime(name[-8:], "%Y%m%d").date() for name in dropped)
+        self._known_days.difference_update(
+            db.day_number(dt.datetime.strptime(name[-8:], "%Y%m%d").date()) for name in dropped
+        )
 
     async def _drain_once_connected(self) -> bool:
         await self._ready.wait()
@@ -293,22 +295,22 @@ class TelemetryWriter:
             self.accounting.stored(signal, stored)
 
     async def _rows_with_partitions(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> list[db.Row]:
-        """Create missing partitions inside the retention window; drop (and count) rows outside it."""
-        days = {row[0].date() for row in rows}
+        """Create missing partitions inside the retention window; drop (and count) rows outside it.
+        Days are compared as numbers: a nonsense timestamp is just a day far outside the window."""
+        days = {row[0] // db.US_PER_DAY for row in rows}
         missing = days - self._known_days
         if not missing:
             return rows
-        today = db.utc_today()
-        first = today - dt.timedelta(days=self.settings.retention.days)
-        last = today + dt.timedelta(days=_FUTURE_DAYS_ACCEPTED)
+        today = db.day_number(db.utc_today())
+        first, last = today - self.settings.retention.days, today + _FUTURE_DAYS_ACCEPTED
         storable = {day for day in missing if first <= day <= last}
         if storable:
-            await store.ensure_partitions(min(storable), max(storable))
+            await store.ensure_partitions(db.day_of(min(storable)), db.day_of(max(storable)))
             self._known_days.update(storable)
         rejected = missing - storable
         if not rejected:
             return rows
-        kept = [row for row in rows if row[0].date() not in rejected]
+        kept = [row for row in rows if row[0] // db.US_PER_DAY not in rejected]
         self.accounting.dropped(SIGNAL_OF_TABLE[table], "timestamp_outside_retention", len(rows) - len(kept))
         return kept
 

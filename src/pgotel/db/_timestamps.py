@@ -1,0 +1,47 @@
+"""Row timestamps as PostgreSQL stores a `timestamptz`: microseconds since 2000-01-01 UTC.
+
+The exporters' rows carry their partition key as this integer and the writer's connections encode it
+as is (`register_timestamp_codec`): building a datetime per row, which asyncpg's own codec then takes
+apart again, cost ~2 us per row, a sixth of the exporter's CPU per span."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_PG_EPOCH_DATE = _PG_EPOCH.date()
+_PG_EPOCH_UNIX_US = 946_684_800_000_000
+US_PER_DAY = 86_400_000_000
+
+
+def row_timestamp(unix_nano: int) -> int:
+    """The row timestamp of an OTel time (nanoseconds since 1970), truncated to the microsecond."""
+    return unix_nano // 1000 - _PG_EPOCH_UNIX_US
+
+
+def day_number(day: dt.date) -> int:
+    """`row_timestamp // US_PER_DAY` for the times of `day` (UTC)."""
+    return (day - _PG_EPOCH_DATE).days
+
+
+def day_of(number: int) -> dt.date:
+    return _PG_EPOCH_DATE + dt.timedelta(days=number)
+
+
+def _encode(value: int | dt.datetime) -> tuple[int]:
+    if type(value) is int:
+        return (value,)
+    assert isinstance(value, dt.datetime)
+    delta = value.astimezone(dt.UTC) - _PG_EPOCH  # a datetime, read as asyncpg's own codec reads it
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,)
+
+
+def _decode(value: tuple[int]) -> dt.datetime:
+    return _PG_EPOCH + dt.timedelta(microseconds=value[0])
+
+
+async def register_timestamp_codec(conn: asyncpg.Connection) -> None:
+    """Let `conn` take row timestamps (and still datetimes) for `timestamptz` values."""
+    await conn.set_type_codec("timestamptz", schema="pg_catalog", encoder=_encode, decoder=_decode, format="tuple")
