@@ -52,6 +52,12 @@ class Run:
     errors: int
     postgres_cpu_s: float
     app_cpu_s: float
+    background_cpu_s: float  # the app's threads other than the request (event loop) thread
+
+
+def background_threads_cpu_seconds(pid: int) -> float:
+    """CPU of every thread of `pid` but its main one: the SDK's batch workers and pgotel's writer."""
+    return sum(thread.user_time + thread.system_time for thread in psutil.Process(pid).threads() if thread.id != pid)
 
 
 @dataclass
@@ -152,10 +158,12 @@ def measure_mode(
             run_wrk(wrk, url, seconds=args.warmup, connections=args.connections)
             postgres_before = process_tree_cpu_seconds(postmaster_pid)
             app_before = process_tree_cpu_seconds(app.pid)
+            background_before = background_threads_cpu_seconds(app.pid)
             figures = run_wrk(wrk, url, seconds=args.duration, connections=args.connections)
             runs[endpoint] = Run(
                 postgres_cpu_s=process_tree_cpu_seconds(postmaster_pid) - postgres_before,
                 app_cpu_s=process_tree_cpu_seconds(app.pid) - app_before,
+                background_cpu_s=background_threads_cpu_seconds(app.pid) - background_before,
                 **figures,
             )
         return runs
@@ -175,6 +183,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
             rate = median(rates)
             postgres_ms = median([run.postgres_cpu_s / run.requests * 1e6 for run in runs])
             app_us = median([run.app_cpu_s / run.requests * 1e6 for run in runs])
+            background_us = median([run.background_cpu_s / run.requests * 1e6 for run in runs])
             errors = sum(run.errors for run in runs)
             rows.append(
                 [
@@ -185,6 +194,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
                     f"{results.median_of(mode, endpoint, 'p50_ms'):.2f}",
                     f"{results.median_of(mode, endpoint, 'p99_ms'):.2f}",
                     f"{app_us:,.0f}",
+                    f"{background_us:,.1f}",
                     f"{postgres_ms:,.0f}",
                     str(errors),
                 ]
@@ -198,6 +208,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
                 "p50 ms",
                 "p99 ms",
                 "app CPU us/req",
+                "of which other threads",
                 "PG CPU ms/1k req",
                 "errors",
             ],
