@@ -7,12 +7,11 @@ bound last.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.util._decorator import _agnosticcontextmanager
+from opentelemetry.util._decorator import _AgnosticContextManager
 from opentelemetry.util.types import Attributes
 
 
@@ -87,10 +86,9 @@ class _BoundTracer(trace.Tracer):
     def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
         return self._tracer().start_span(*args, **kwargs)
 
-    @_agnosticcontextmanager
-    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Iterator[trace.Span]:
-        with self._tracer().start_as_current_span(*args, **kwargs) as span:
-            yield span
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> _AgnosticContextManager[trace.Span]:
+        # The delegate's own context manager (usable as a decorator too), not one more layer around it.
+        return self._tracer().start_as_current_span(*args, **kwargs)
 
 
 pgotel_tracer_provider = BoundTracerProvider()
