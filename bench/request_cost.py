@@ -3,7 +3,8 @@
 No HTTP server and no load generator: the app is called as an ASGI callable with a prepared scope,
 sequentially, on the trivial endpoint. `time.process_time()` counts every thread of the process (the
 SDK's batch workers, pgotel's writer thread), and the timed part ends with a flush, so the export work
-of the timed requests is included. Each (mode, round) runs in a fresh subprocess, modes interleaved.
+of the timed requests is included; the threads other than the main one (the export work) are also
+reported on their own. Each (mode, round) runs in a fresh subprocess, modes interleaved.
 
     .venv/bin/python bench/request_cost.py            # 3 rounds x 20,000 requests per mode
     .venv/bin/python bench/request_cost.py --quick    # 1 round x 3,000 requests
@@ -18,12 +19,14 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+import psutil
 from _support import (
     DiscardSpanExporter,
     app_environment,
@@ -120,6 +123,12 @@ async def stored_spans(dsn: str) -> int:
         await conn.close()
 
 
+def other_threads_cpu_seconds() -> float:
+    """CPU of this process's threads but the main one (which calls the app): the export work."""
+    main = threading.main_thread().native_id
+    return sum(thread.user_time + thread.system_time for thread in psutil.Process().threads() if thread.id != main)
+
+
 async def measure(mode: str, dsn: str, postmaster_pid: int, requests: int, warmup: int) -> dict[str, float]:
     """One (mode, round), in this process: warm up, flush, then time `requests` requests plus their flush."""
     app, telemetry = build_app(mode, dsn)
@@ -129,14 +138,17 @@ async def measure(mode: str, dsn: str, postmaster_pid: int, requests: int, warmu
         spans_before = await stored_spans(dsn) if mode == "pgotel" else DiscardSpanExporter.received
         gc.collect()
         postgres_before = process_tree_cpu_seconds(postmaster_pid)
+        other_before = other_threads_cpu_seconds()
         wall_before, cpu_before = time.perf_counter(), time.process_time()
         await call_app(app, requests)
         telemetry.flush()
         cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
+        other = other_threads_cpu_seconds() - other_before
         postgres = process_tree_cpu_seconds(postmaster_pid) - postgres_before
         spans_after = await stored_spans(dsn) if mode == "pgotel" else DiscardSpanExporter.received
     return {
         "cpu_us": cpu / requests * 1e6,
+        "other_threads_us": other / requests * 1e6,
         "wall_us": wall / requests * 1e6,
         "postgres_us": postgres / requests * 1e6,
         "spans_per_request": (spans_after - spans_before) / requests,
@@ -172,6 +184,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
                 f"{min(cpu):.0f}-{max(cpu):.0f}",
                 f"{median(cpu) - base:+.0f}",
                 f"{median(cpu) / base:.1f}",
+                f"{median([run['other_threads_us'] for run in runs]):.1f}",
                 f"{median([run['wall_us'] for run in runs]):.0f}",
                 f"{median([run['postgres_us'] for run in runs]):.0f}",
                 f"{median([run['spans_per_request'] for run in runs]):.2f}",
@@ -185,6 +198,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
             "runs",
             "added vs (a)",
             "x (a)",
+            "of which other threads",
             "wall us/req",
             "PG server CPU us/req",
             "spans exported/req",
