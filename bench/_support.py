@@ -183,6 +183,12 @@ def stop_process(process: subprocess.Popen[Any], *, grace_s: float = 15.0) -> No
                 child.kill()
 
 
+def other_threads_cpu_seconds(pid: int) -> float:
+    """CPU of every thread of process `pid` but its main one (whose id is `pid`): in a benchmark app, the
+    SDK's batch workers and pgotel's writer, i.e. the export work."""
+    return sum(thread.user_time + thread.system_time for thread in psutil.Process(pid).threads() if thread.id != pid)
+
+
 def process_tree_cpu_seconds(pid: int) -> float:
     """User + system CPU of a process, its reaped children and its live descendants.
 

@@ -16,22 +16,22 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-import psutil
 from _support import (
     DiscardSpanExporter,
     app_environment,
     machine_line,
     median,
+    other_threads_cpu_seconds,
     print_table,
     process_tree_cpu_seconds,
     run_benchmark,
@@ -123,12 +123,6 @@ async def stored_spans(dsn: str) -> int:
         await conn.close()
 
 
-def other_threads_cpu_seconds() -> float:
-    """CPU of this process's threads but the main one (which calls the app): the export work."""
-    main = threading.main_thread().native_id
-    return sum(thread.user_time + thread.system_time for thread in psutil.Process().threads() if thread.id != main)
-
-
 async def measure(mode: str, dsn: str, postmaster_pid: int, requests: int, warmup: int) -> dict[str, float]:
     """One (mode, round), in this process: warm up, flush, then time `requests` requests plus their flush."""
     app, telemetry = build_app(mode, dsn)
@@ -138,12 +132,12 @@ async def measure(mode: str, dsn: str, postmaster_pid: int, requests: int, warmu
         spans_before = await stored_spans(dsn) if mode == "pgotel" else DiscardSpanExporter.received
         gc.collect()
         postgres_before = process_tree_cpu_seconds(postmaster_pid)
-        other_before = other_threads_cpu_seconds()
+        other_before = other_threads_cpu_seconds(os.getpid())
         wall_before, cpu_before = time.perf_counter(), time.process_time()
         await call_app(app, requests)
         telemetry.flush()
         cpu, wall = time.process_time() - cpu_before, time.perf_counter() - wall_before
-        other = other_threads_cpu_seconds() - other_before
+        other = other_threads_cpu_seconds(os.getpid()) - other_before
         postgres = process_tree_cpu_seconds(postmaster_pid) - postgres_before
         spans_after = await stored_spans(dsn) if mode == "pgotel" else DiscardSpanExporter.received
     return {
