@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 
@@ -22,6 +22,7 @@ from pgotel.db._rollups import (
     merge_histograms,
     percentiles_from_histogram,
 )
+from pgotel.db._timestamps import PG_EPOCH
 
 # Anything that runs a query: a connection, a pooled connection or the pool itself.
 Executor = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy | asyncpg.Pool
@@ -198,6 +199,17 @@ def _error_breakdown(row: asyncpg.Record) -> tuple[dict[int, int], dict[str, int
     return by_status, by_type
 
 
+class _EndpointFields(TypedDict):
+    service_name: str
+    method: str
+    route: str
+
+
+def _endpoint_fields(row: asyncpg.Record) -> _EndpointFields:
+    """What names the endpoint of a window row, as the result models spell it."""
+    return {"service_name": row["service_name"], "method": row["method"], "route": row["route"]}
+
+
 def _stats_fields(aggregate: _Aggregate, seconds: float) -> dict[str, Any]:
     count = aggregate.request_count
     p50, p95, p99 = percentiles_from_histogram(aggregate.histogram, (0.50, 0.95, 0.99))
@@ -252,13 +264,7 @@ async def endpoint_stats(
     """Every endpoint (of `service`, or of all) that served requests in the last `period_hours`, busiest first."""
     aggregates, seconds = await _endpoint_aggregates(executor, period_hours, now, service)
     found = [
-        EndpointStats(
-            service_name=row["service_name"],
-            method=row["method"],
-            route=row["route"],
-            **_stats_fields(aggregate, seconds),
-        )
-        for row, aggregate in aggregates
+        EndpointStats(**_endpoint_fields(row), **_stats_fields(aggregate, seconds)) for row, aggregate in aggregates
     ]
     return sorted(found, key=lambda stats: (-stats.request_count, stats.route, stats.method, stats.service_name))
 
@@ -281,9 +287,7 @@ async def slow_endpoints(
         slow_count, excess_seconds = excess_above(aggregate.histogram, threshold_ms / 1000.0)
         found.append(
             SlowEndpoint(
-                service_name=row["service_name"],
-                method=row["method"],
-                route=row["route"],
+                **_endpoint_fields(row),
                 threshold_ms=threshold_ms,
                 slow_request_count=slow_count,
                 impact_seconds_per_hour=excess_seconds * 3600.0 / seconds,
@@ -305,9 +309,7 @@ async def error_hotspots(
         by_status, by_type = _error_breakdown(row)
         found.append(
             ErrorHotspot(
-                service_name=row["service_name"],
-                method=row["method"],
-                route=row["route"],
+                **_endpoint_fields(row),
                 status_codes=tuple(sorted(by_status.items(), key=lambda item: (-item[1], item[0]))),
                 error_types=tuple(sorted(by_type.items(), key=lambda item: (-item[1], item[0]))),
                 **_stats_fields(aggregate, seconds),
@@ -330,9 +332,8 @@ async def request_timeseries(
     zeros."""
     interval = chart_interval(period_hours)
     start, end = window_bounds(period_hours, now)
-    epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-    first = start - (start - epoch) % interval
-    last = end - (end - epoch) % interval + (interval if (end - epoch) % interval else dt.timedelta())
+    first = start - (start - PG_EPOCH) % interval
+    last = end - (end - PG_EPOCH) % interval + (interval if (end - PG_EPOCH) % interval else dt.timedelta())
     query = _EDGES_1H if interval >= _HOUR else _EDGES_1M
     total = service is None and method is None and route is None
     rows = await executor.fetch(query, first, last, interval, total, method, route, service)

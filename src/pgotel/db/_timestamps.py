@@ -10,8 +10,8 @@ import datetime as dt
 
 import asyncpg
 
-_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-_PG_EPOCH_DATE = _PG_EPOCH.date()
+PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+_PG_EPOCH_DATE = PG_EPOCH.date()
 _PG_EPOCH_UNIX_US = 946_684_800_000_000
 US_PER_DAY = 86_400_000_000
 
@@ -34,12 +34,12 @@ def _encode(value: int | dt.datetime) -> tuple[int]:
     if type(value) is int:
         return (value,)
     assert isinstance(value, dt.datetime)
-    delta = value.astimezone(dt.UTC) - _PG_EPOCH  # a datetime, read as asyncpg's own codec reads it
+    delta = value.astimezone(dt.UTC) - PG_EPOCH  # a datetime, read as asyncpg's own codec reads it
     return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,)
 
 
 def _decode(value: tuple[int]) -> dt.datetime:
-    return _PG_EPOCH + dt.timedelta(microseconds=value[0])
+    return PG_EPOCH + dt.timedelta(microseconds=value[0])
 
 
 async def register_timestamp_codec(conn: asyncpg.Connection) -> None:
