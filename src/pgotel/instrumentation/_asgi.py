@@ -25,8 +25,8 @@ TRACE_ID_HEADER = "X-Trace-ID"
 _logger = logging.getLogger(__name__)
 _KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"})
 # Request headers read by the middleware: the propagators' and the user agent. No other header is captured.
-_READ_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage", b"user-agent"})
-_PLAIN_HEADERS = frozenset({"user-agent"})
+_PROPAGATION_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
+_READ_HEADERS = frozenset(name.encode() for name in (*_PROPAGATION_HEADERS, "user-agent"))
 
 
 class ServerTelemetryMiddleware:
@@ -73,7 +73,7 @@ class ServerTelemetryMiddleware:
             name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"] if name in _READ_HEADERS
         }
         # Without a propagation header every propagator extracts an empty context: skip the call.
-        parent = propagate.extract(headers) if not headers.keys() <= _PLAIN_HEADERS else Context()
+        parent = Context() if headers.keys().isdisjoint(_PROPAGATION_HEADERS) else propagate.extract(headers)
         span = self._tracer.start_span(
             span_method, context=parent, kind=SpanKind.SERVER, attributes=self._request_attributes(scope, headers)
         )
