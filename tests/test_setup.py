@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -234,3 +236,27 @@ def test_spans_ending_outside_requests_do_not_need_an_app(config_file: Path, han
     assert [span.name for span in exported.get_finished_spans()] == [
         "test_spans_ending_outside_requests_do_not_need_an_app.<locals>.nightly_job"
     ]
+
+
+@pytest.mark.parametrize("freeze_gc", [True, False])
+def test_setup_freezes_the_objects_alive_at_setup_once_unless_disabled(tmp_path: Path, freeze_gc: bool) -> None:
+    config = tmp_path / "otel-config.yaml"
+    config.write_text(CONSOLE_CONFIG + f"  freeze_gc: {str(freeze_gc).lower()}\n")
+    script = (
+        "import gc, sys, pgotel\n"
+        "before = gc.get_freeze_count()\n"
+        f"first = pgotel.setup(config={str(config)!r})\n"
+        "after_first = gc.get_freeze_count()\n"
+        "alive = [[] for _ in range(1000)]\n"
+        f"pgotel.setup(config={str(config)!r})\n"
+        "print('FREEZE', before, after_first, gc.get_freeze_count(), file=sys.stderr)\n"
+    )
+    # A fresh interpreter: the freeze happens once per process, and this test process has frozen already.
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    before, after_first, after_second = (int(n) for n in result.stderr.split("FREEZE", 1)[1].split()[:3])
+    assert before == 0
+    if freeze_gc:
+        assert after_first > 10_000  # the interpreter, OTel and pgotel's modules at least
+        assert after_second <= after_first  # the 1,000 lists made since were not frozen (frozen objects can die)
+    else:
+        assert after_first == after_second == 0

@@ -111,6 +111,10 @@ class PgotelSettings(_Section):
     """Everything under the `pgotel:` key of otel-config.yaml."""
 
     service_name: str | None = None
+    # Move the objects that exist at setup (modules, the app) out of the garbage collector's full scans:
+    # spans wait up to the batch delay before export, so they survive into the oldest generation and
+    # trigger full collections, each of which would otherwise scan the whole heap (see README, Performance).
+    freeze_gc: bool = True
     database: DatabaseSettings = DatabaseSettings()
     retention: RetentionSettings = RetentionSettings()
     redaction: RedactionSettings = RedactionSettings()
