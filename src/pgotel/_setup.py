@@ -137,8 +137,6 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
     use_redactor(Redactor.from_settings(loaded.settings.redaction))
     instrument_clients()
     atexit.register(handle.shutdown)
-    if loaded.settings.freeze_gc:
-        _freeze_gc_once()
     if app is not None:
         instrument_app(
             app,
@@ -148,6 +146,8 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
         )
         _shutdown_with_app(app, handle)
         _mount_dashboard(app, loaded.settings)
+    if loaded.settings.freeze_gc:
+        _freeze_gc_once()  # last: the instrumented app and its dashboard are long-lived too
     return handle
 
 
