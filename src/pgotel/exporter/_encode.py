@@ -23,12 +23,10 @@ _INT64 = 1 << 63
 def sdk_attributes(attributes: Any) -> tuple[Mapping[str, Any], int]:
     """The plain dict inside the SDK's BoundedAttributes (immutable once its span ended) and its dropped
     count. Through its public Mapping interface every key costs a lock and several calls."""
-    if not attributes:
-        return {}, 0
     inner = getattr(attributes, "_dict", None)
-    if type(inner) is dict:
+    if type(inner) is dict:  # checked first: BoundedAttributes' own truth test is a Python-level __len__
         return inner, attributes.dropped
-    return attributes, 0
+    return attributes or {}, 0
 
 
 def sdk_sequence(items: Any) -> tuple[Sequence[Any], int]:

@@ -34,16 +34,12 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanKind, StatusCode
+from opentelemetry.trace import Link
 
 from pgotel.db import Row, row_timestamp
 from pgotel.exporter._encode import ValueEncoder, sdk_attributes, sdk_sequence, signed64
 
 METRIC_KIND = {Gauge: 1, Sum: 2, Histogram: 3, ExponentialHistogram: 4}
-# Stored with OTLP's numbering (1 internal, 2 server, 3 client, 4 producer, 5 consumer), which SQL users
-# and other OTel tools know; the Python API's enum starts at 0.
-_OTLP_SPAN_KIND = {kind: kind.value + 1 for kind in SpanKind}
-_STATUS_CODE = {code: code.value for code in StatusCode}
 _UNKNOWN_SERVICE = "unknown_service"
 _INT64_MAX = (1 << 63) - 1
 _FINGERPRINT_CACHE_MAX = 4096
@@ -169,8 +165,11 @@ class RowConverter:
                     (trace_state.to_header() or None) if trace_state else None,
                     trace_flags,
                     text(span._name) or "",
-                    _OTLP_SPAN_KIND[span._kind],
-                    _STATUS_CODE[status._status_code],
+                    # OTLP's numbering, which SQL users and other OTel tools know (1 internal, 2 server, 3 client,
+                    # 4 producer, 5 consumer): SpanKind's value + 1; status codes are StatusCode's values. Read
+                    # as `_value_`: `.value` is a property, and an Enum member's hash a Python-level call.
+                    span._kind._value_ + 1,
+                    status._status_code._value_,
                     text(description) if description else None,
                     service,
                     resource_id,
