@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from pgotel.config import PgotelSettings, parse_settings
+
+_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def partition_time(unix_nano: int) -> dt.datetime:
+    """The partition-key time PostgreSQL should hold for an OTel time: truncated to the microsecond."""
+    return _UNIX_EPOCH + dt.timedelta(microseconds=unix_nano // 1000)
 
 
 def settings_for(dsn: str, **sections: Any) -> PgotelSettings:

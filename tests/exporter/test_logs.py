@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from typing import Any
@@ -15,8 +14,7 @@ from opentelemetry.sdk.resources import Resource
 
 from pgotel.config import PgotelSettings
 from pgotel.exporter import PostgresLogExporter
-
-_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+from tests.exporter.conftest import partition_time
 
 
 def expected(readable: ReadableLogRecord) -> dict[str, Any]:
@@ -24,7 +22,7 @@ def expected(readable: ReadableLogRecord) -> dict[str, Any]:
     observed = record.observed_timestamp or 0
     return {
         "time": record.timestamp,
-        "partition_time": _UNIX_EPOCH + dt.timedelta(microseconds=(record.timestamp or observed) // 1000),
+        "partition_time": partition_time(record.timestamp or observed),
         "observed": record.observed_timestamp,
         "trace_id": record.trace_id or None,
         "span_id": record.span_id or None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -21,8 +20,7 @@ from opentelemetry.sdk.resources import Resource
 
 from pgotel.config import PgotelSettings
 from pgotel.exporter import DELTA_PREFERENCE, PostgresMetricExporter
-
-_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+from tests.exporter.conftest import partition_time
 
 
 def _points(data: MetricsData) -> list[dict[str, Any]]:
@@ -36,7 +34,7 @@ def _points(data: MetricsData) -> list[dict[str, Any]]:
                         "unit": metric.unit,
                         "attributes": dict(point.attributes or {}),
                         "time": point.time_unix_nano,
-                        "partition_time": _UNIX_EPOCH + dt.timedelta(microseconds=point.time_unix_nano // 1000),
+                        "partition_time": partition_time(point.time_unix_nano),
                         "start": point.start_time_unix_nano,
                     }
                     if isinstance(point, NumberDataPoint):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
@@ -15,6 +14,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from pgotel.config import PgotelSettings
 from pgotel.exporter import PostgresSpanExporter
+from tests.exporter.conftest import partition_time
 
 _READ = """
 SELECT s.*, r.attributes AS resource_attributes, r.schema_url AS resource_schema_url,
@@ -24,9 +24,6 @@ JOIN pgotel.resources r ON r.id = s.resource_id
 JOIN pgotel.scopes sc ON sc.id = s.scope_id
 ORDER BY s.start_unix_nano
 """
-
-
-_UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _unsigned(value: int | None) -> int | None:
@@ -57,7 +54,7 @@ def expected(span: ReadableSpan) -> dict[str, Any]:
         "status_code": span.status.status_code.value,
         "status_message": span.status.description,
         "start": span.start_time,
-        "start_time": _UNIX_EPOCH + dt.timedelta(microseconds=span.start_time // 1000),
+        "start_time": partition_time(span.start_time),
         "end": span.end_time,
         "attributes": _plain(dict(span.attributes or {})),
         "events": [(e.name, e.timestamp, _plain(dict(e.attributes or {}))) for e in span.events],
