@@ -333,7 +333,8 @@ async def request_timeseries(
     interval = chart_interval(period_hours)
     start, end = window_bounds(period_hours, now)
     first = start - (start - PG_EPOCH) % interval
-    last = end - (end - PG_EPOCH) % interval + (interval if (end - PG_EPOCH) % interval else dt.timedelta())
+    past_edge = (end - PG_EPOCH) % interval
+    last = end - past_edge + interval if past_edge else end
     query = _EDGES_1H if interval >= _HOUR else _EDGES_1M
     total = service is None and method is None and route is None
     rows = await executor.fetch(query, first, last, interval, total, method, route, service)

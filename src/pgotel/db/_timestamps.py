@@ -12,8 +12,9 @@ import asyncpg
 
 PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _PG_EPOCH_DATE = PG_EPOCH.date()
-_PG_EPOCH_UNIX_US = 946_684_800_000_000
-US_PER_DAY = 86_400_000_000
+_ONE_US = dt.timedelta(microseconds=1)
+_PG_EPOCH_UNIX_US = (PG_EPOCH - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // _ONE_US
+US_PER_DAY = dt.timedelta(days=1) // _ONE_US
 
 
 def row_timestamp(unix_nano: int) -> int:
@@ -34,8 +35,7 @@ def _encode(value: int | dt.datetime) -> tuple[int]:
     if type(value) is int:
         return (value,)
     assert isinstance(value, dt.datetime)
-    delta = value.astimezone(dt.UTC) - PG_EPOCH  # a datetime, read as asyncpg's own codec reads it
-    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,)
+    return ((value.astimezone(dt.UTC) - PG_EPOCH) // _ONE_US,)  # a datetime, read as asyncpg's own codec reads it
 
 
 def _decode(value: tuple[int]) -> dt.datetime:
