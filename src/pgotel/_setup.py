@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import logging
 import os
@@ -151,20 +152,14 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
     return handle
 
 
-_gc_frozen = False
-
-
+@functools.cache  # once per process: a later setup() changes nothing
 def _freeze_gc_once() -> None:
-    """Collect, then freeze every object alive now, once per process (a later setup() changes nothing).
+    """Collect, then freeze every object alive now.
 
     Telemetry keeps each span alive until its batch is exported, long enough to reach the collector's
     oldest generation, so full collections come every few seconds under load; frozen objects are left
     out of them (a full collection of a FastAPI app's ~120k startup objects takes ~90 ms here). Reference
     counting still frees frozen objects; only cycles among them are never collected."""
-    global _gc_frozen
-    if _gc_frozen:
-        return
-    _gc_frozen = True
     gc.collect()
     gc.freeze()
 

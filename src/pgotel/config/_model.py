@@ -111,10 +111,7 @@ class PgotelSettings(_Section):
     """Everything under the `pgotel:` key of otel-config.yaml."""
 
     service_name: str | None = None
-    # Move the objects that exist at setup (modules, the app) out of the garbage collector's full scans:
-    # spans wait up to the batch delay before export, so they survive into the oldest generation and
-    # trigger full collections, each of which would otherwise scan the whole heap (see README, Performance).
-    freeze_gc: bool = True
+    freeze_gc: bool = True  # setup() leaves the objects alive then out of full GC scans (_setup._freeze_gc_once)
     database: DatabaseSettings = DatabaseSettings()
     retention: RetentionSettings = RetentionSettings()
     redaction: RedactionSettings = RedactionSettings()
