@@ -1,11 +1,13 @@
 """Throughput and latency of one FastAPI app under wrk, in six instrumentation modes, side by side.
 
 Each mode runs in its own uvicorn process (1 worker, loopback, no access log) against one embedded
-PostgreSQL started in a temp dir. Modes are interleaved within each round so machine noise spreads over
-all of them; medians of the rounds are printed, with ratios to the uninstrumented app and, per mode,
-the CPU that the PostgreSQL server processes spent per 1,000 requests.
+PostgreSQL started in a temp dir; all of them are started first and serve until the end, so every
+measurement is of a warm app. A round loads each mode in turn on one endpoint, in an order rotated from
+round to round; the shared machine's speed drifts within minutes, so a ratio between two modes is taken
+per round (from runs seconds apart) and its median over the rounds is printed, next to the medians of
+req/s, latency and the CPU that the app and the PostgreSQL server processes spent per request.
 
-    .venv/bin/python bench/overhead.py            # 3 rounds x 10 s per mode and endpoint (~10 min)
+    .venv/bin/python bench/overhead.py            # 7 rounds x 6 s per mode and endpoint (~11 min)
     .venv/bin/python bench/overhead.py --quick    # 1 round x 3 s
 """
 
@@ -141,30 +143,18 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def measure_mode(
-    mode: str, *, wrk: str, dsn: str, postmaster_pid: int, workdir: Path, args: argparse.Namespace
-) -> dict[str, Run]:
-    port = free_port()
-    app = start_app(mode, dsn, port, workdir)
-    try:
-        wait_until_serving(app, port)
-        runs = {}
-        for endpoint in ENDPOINTS:
-            url = f"http://127.0.0.1:{port}{endpoint}"
-            run_wrk(wrk, url, seconds=args.warmup, connections=args.connections)
-            postgres_before = process_tree_cpu_seconds(postmaster_pid)
-            app_before = process_tree_cpu_seconds(app.pid)
-            background_before = other_threads_cpu_seconds(app.pid)
-            figures = run_wrk(wrk, url, seconds=args.duration, connections=args.connections)
-            runs[endpoint] = Run(
-                postgres_cpu_s=process_tree_cpu_seconds(postmaster_pid) - postgres_before,
-                app_cpu_s=process_tree_cpu_seconds(app.pid) - app_before,
-                background_cpu_s=other_threads_cpu_seconds(app.pid) - background_before,
-                **figures,
-            )
-        return runs
-    finally:
-        stop_process(app)
+def measure(app: subprocess.Popen[bytes], url: str, *, wrk: str, postmaster_pid: int, args: argparse.Namespace) -> Run:
+    run_wrk(wrk, url, seconds=args.warmup, connections=args.connections)
+    postgres_before = process_tree_cpu_seconds(postmaster_pid)
+    app_before = process_tree_cpu_seconds(app.pid)
+    background_before = other_threads_cpu_seconds(app.pid)
+    figures = run_wrk(wrk, url, seconds=args.duration, connections=args.connections)
+    return Run(
+        postgres_cpu_s=process_tree_cpu_seconds(postmaster_pid) - postgres_before,
+        app_cpu_s=process_tree_cpu_seconds(app.pid) - app_before,
+        background_cpu_s=other_threads_cpu_seconds(app.pid) - background_before,
+        **figures,
+    )
 
 
 def report(results: Results, args: argparse.Namespace) -> None:
@@ -214,13 +204,15 @@ def report(results: Results, args: argparse.Namespace) -> None:
     compared = ENDPOINTS if "pgotel" in modes else ()  # every ratio is of (d) to another mode
     for endpoint in compared:
 
-        def rate(mode: str, endpoint: str = endpoint) -> float:
-            return results.median_of(mode, endpoint, "requests_per_s")
+        def rate_ratios(other: str, endpoint: str = endpoint) -> list[float]:
+            """(d)'s req/s over `other`'s, per round: two runs seconds apart, on a machine whose speed drifts."""
+            pairs = zip(results.runs[("pgotel", endpoint)], results.runs[(other, endpoint)], strict=True)
+            return [ours.requests_per_s / theirs.requests_per_s for ours, theirs in pairs]
 
-        def capacity(mode: str, endpoint: str = endpoint) -> float:
-            """Requests per app-CPU-second: what req/s would be on an idle core (robust to noisy neighbours)."""
-            runs = results.runs.get((mode, endpoint), [])
-            return median([run.requests / run.app_cpu_s for run in runs])
+        def capacity_ratios(other: str, endpoint: str = endpoint) -> list[float]:
+            """The same for requests per app-CPU-second: what req/s would be on an idle core."""
+            pairs = zip(results.runs[("pgotel", endpoint)], results.runs[(other, endpoint)], strict=True)
+            return [(ours.requests / ours.app_cpu_s) / (theirs.requests / theirs.app_cpu_s) for ours, theirs in pairs]
 
         trivial = endpoint == "/trivial"
         for other, label, bar in (
@@ -231,12 +223,14 @@ def report(results: Results, args: argparse.Namespace) -> None:
         ):
             if other not in modes:
                 continue
+            ratios = rate_ratios(other)
             rows.append(
                 [
                     endpoint,
                     f"(d) / {label}",
-                    f"{rate('pgotel') / rate(other):.2f}",
-                    f"{capacity('pgotel') / capacity(other):.2f}",
+                    f"{median(ratios):.2f}",
+                    f"{min(ratios):.2f}-{max(ratios):.2f}",
+                    f"{median(capacity_ratios(other)):.2f}",
                     bar,
                 ]
             )
@@ -255,25 +249,26 @@ def report(results: Results, args: argparse.Namespace) -> None:
                 endpoint,
                 "PG CPU/req (e) / (d)",
                 f"{postgres_per_request('insert') / postgres_per_request('pgotel'):.1f}",
+                "",
                 f"{postgres_added('insert') / postgres_added('pgotel'):.1f} (beyond (a))",
                 ">= 5",
             ]
         )
     if rows:  # the modes measured include (d) and something to compare it with
-        print("\n### Acceptance ratios (medians, same run)\n")
-        print_table(["endpoint", "ratio", "req/s", "req per app CPU-s", "bar"], rows)
+        print("\n### Acceptance ratios (medians of the per-round ratios)\n")
+        print_table(["endpoint", "ratio", "req/s", "req/s, rounds", "req per app CPU-s", "bar"], rows)
     print(
-        f"\nwrk -t1 -c{args.connections} -d{args.duration:g}s --latency, {args.rounds} round(s) per mode, "
-        f"{args.warmup:g} s warm-up per endpoint; uvicorn 1 worker, loopback, --no-access-log."
+        f"\nwrk -t1 -c{args.connections} -d{args.duration:g}s --latency, {args.rounds} round(s), each mode loaded in "
+        f"turn after {args.warmup:g} s of warm-up; uvicorn 1 worker, loopback, --no-access-log."
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s per mode and endpoint")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per measurement")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each measurement")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per measurement")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each measurement")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     args = parser.parse_args()
@@ -289,21 +284,31 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="pgotel-bench-app-"))
     try:
         with temporary_postgres() as server:
-            for round_number in range(args.rounds):
-                # Rotate the order each round so no mode always runs first (or right after a heavy one).
-                order = modes[round_number % len(modes) :] + modes[: round_number % len(modes)]
-                for mode in order:
-                    runs = measure_mode(
-                        mode, wrk=wrk, dsn=server.dsn, postmaster_pid=server.pid, workdir=workdir, args=args
-                    )
-                    for endpoint, run in runs.items():
-                        results.add(mode, endpoint, run)
-                        print(
-                            f"round {round_number + 1}/{args.rounds} {mode:<15} {endpoint:<8} "
-                            f"{run.requests_per_s:8,.0f} req/s  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms  "
-                            f"PG CPU {run.postgres_cpu_s * 1000:7.0f} ms",
-                            flush=True,
-                        )
+            apps: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+            try:
+                for mode in modes:
+                    port = free_port()
+                    apps[mode] = (start_app(mode, server.dsn, port, workdir), port)
+                for app, port in apps.values():
+                    wait_until_serving(app, port)
+                for round_number in range(args.rounds):
+                    # Rotate the order each round so no mode always runs first (or right after a heavy one).
+                    order = modes[round_number % len(modes) :] + modes[: round_number % len(modes)]
+                    for endpoint in ENDPOINTS:
+                        for mode in order:
+                            app, port = apps[mode]
+                            url = f"http://127.0.0.1:{port}{endpoint}"
+                            run = measure(app, url, wrk=wrk, postmaster_pid=server.pid, args=args)
+                            results.add(mode, endpoint, run)
+                            print(
+                                f"round {round_number + 1}/{args.rounds} {mode:<15} {endpoint:<8} "
+                                f"{run.requests_per_s:8,.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
+                                f"p99 {run.p99_ms:6.2f} ms  PG CPU {run.postgres_cpu_s * 1000:7.0f} ms",
+                                flush=True,
+                            )
+            finally:
+                for app, _ in apps.values():
+                    stop_process(app)
         report(results, args)
     finally:
         with uninterruptible():
