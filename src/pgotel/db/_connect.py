@@ -25,7 +25,15 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
     return await asyncpg.connect(dsn, server_settings=WRITER_SERVER_SETTINGS, **kwargs)
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """pgotel's connections keep no session state (no SET, LISTEN, cursor or lock outlives its statement),
+    so a release skips asyncpg's default reset query, a round trip after every COPY; the pool still rolls
+    back a transaction left open."""
+
+
 async def create_pool(dsn: str, *, size: int, **kwargs: Any) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=size, server_settings=WRITER_SERVER_SETTINGS, **kwargs)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, server_settings=WRITER_SERVER_SETTINGS, reset=_keep_session, **kwargs
+    )
     assert pool is not None
     return pool
