@@ -48,8 +48,12 @@ class DashboardPool:
                 pool = await db.create_pool(dsn, size=self._size)
                 # A dashboard may be the first to reach a new database (`pgotel serve` before any app):
                 # give it the schema so it shows empty states rather than errors.
-                async with pool.acquire() as conn:
-                    await db.migrate(conn)
+                try:
+                    async with pool.acquire() as conn:
+                        await db.migrate(conn)
+                except BaseException:
+                    pool.terminate()  # its connections may hold the migration lock; the next call starts over
+                    raise
                 self._pool = pool
             return self._pool
 
