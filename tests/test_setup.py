@@ -239,24 +239,30 @@ def test_spans_ending_outside_requests_do_not_need_an_app(config_file: Path, han
 
 
 @pytest.mark.parametrize("freeze_gc", [True, False])
-def test_setup_freezes_the_objects_alive_at_setup_once_unless_disabled(tmp_path: Path, freeze_gc: bool) -> None:
+def test_setup_and_app_startup_freeze_the_objects_alive_then_unless_disabled(tmp_path: Path, freeze_gc: bool) -> None:
     config = tmp_path / "otel-config.yaml"
     config.write_text(CONSOLE_CONFIG + f"  freeze_gc: {str(freeze_gc).lower()}\n")
     script = (
-        "import gc, sys, pgotel\n"
+        "import contextlib, gc, sys, pgotel\n"
+        "from fastapi import FastAPI\n"
+        "from fastapi.testclient import TestClient\n"
+        "@contextlib.asynccontextmanager\n"
+        "async def lifespan(app):\n"
+        "    app.state.cache = [[] for _ in range(50_000)]  # long-lived objects built at startup\n"
+        "    yield\n"
+        "app = FastAPI(lifespan=lifespan)\n"
         "before = gc.get_freeze_count()\n"
-        f"first = pgotel.setup(config={str(config)!r})\n"
-        "after_first = gc.get_freeze_count()\n"
-        "alive = [[] for _ in range(1000)]\n"
-        f"pgotel.setup(config={str(config)!r})\n"
-        "print('FREEZE', before, after_first, gc.get_freeze_count(), file=sys.stderr)\n"
+        f"pgotel.setup(app, config={str(config)!r})\n"
+        "at_setup = gc.get_freeze_count()\n"
+        "with TestClient(app):\n"
+        "    print('FREEZE', before, at_setup, gc.get_freeze_count(), file=sys.stderr)\n"
     )
-    # A fresh interpreter: the freeze happens once per process, and this test process has frozen already.
+    # A fresh interpreter: this test process has frozen objects already.
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
-    before, after_first, after_second = (int(n) for n in result.stderr.split("FREEZE", 1)[1].split()[:3])
+    before, at_setup, at_startup = (int(n) for n in result.stderr.split("FREEZE", 1)[1].split()[:3])
     assert before == 0
     if freeze_gc:
-        assert after_first > 10_000  # the interpreter, OTel and pgotel's modules at least
-        assert after_second <= after_first  # the 1,000 lists made since were not frozen (frozen objects can die)
+        assert at_setup > 10_000  # the interpreter, FastAPI, OTel and pgotel's modules at least
+        assert at_startup - at_setup >= 40_000  # and, once the app has started, what its lifespan built
     else:
-        assert after_first == after_second == 0
+        assert at_setup == at_startup == 0

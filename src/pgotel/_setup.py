@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import functools
 import gc
 import logging
 import os
@@ -145,20 +144,20 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
             meter_provider=handle.meter_provider,
             settings=loaded.settings,
         )
-        _shutdown_with_app(app, handle)
+        _tie_to_lifespan(app, handle, freeze=loaded.settings.freeze_gc)
         _mount_dashboard(app, loaded.settings)
     if loaded.settings.freeze_gc:
-        _freeze_gc_once()  # last: the instrumented app and its dashboard are long-lived too
+        _freeze_gc()  # last: the instrumented app and its dashboard are long-lived too
     return handle
 
 
-@functools.cache  # once per process: a later setup() changes nothing
-def _freeze_gc_once() -> None:
-    """Collect, then freeze every object alive now.
+def _freeze_gc() -> None:
+    """Collect, then freeze every object alive now (at setup, and again once an app has started).
 
     Telemetry keeps each span alive until its batch is exported, long enough to reach the collector's
     oldest generation, so full collections come every few seconds under load; frozen objects are left
-    out of them (a full collection of a FastAPI app's ~120k startup objects takes ~90 ms here). Reference
+    out of them (a full collection of a FastAPI app's ~120k startup objects takes ~90 ms here). The
+    collection before a freeze skips what is frozen already, so a second one costs little. Reference
     counting still frees frozen objects; only cycles among them are never collected."""
     gc.collect()
     gc.freeze()
@@ -213,19 +212,22 @@ def _is_proxy(provider: object) -> bool:
     return (cls.__module__, cls.__name__) in _UNSET_GLOBAL_PROVIDERS
 
 
-def _shutdown_with_app(app: Starlette, handle: PgOtel) -> None:
-    """Flush and stop the pipeline when the app's lifespan ends (uvicorn exit, TestClient close)."""
+def _tie_to_lifespan(app: Starlette, handle: PgOtel, *, freeze: bool) -> None:
+    """Once the app's own startup has run, freeze what it built (pools, clients, caches: long-lived too);
+    flush and stop the pipeline when the app's lifespan ends (uvicorn exit, TestClient close)."""
     app_lifespan: Callable[[Any], AbstractAsyncContextManager[Any]] = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan_then_shutdown(lifespan_app: Any) -> AsyncIterator[Any]:
+    async def lifespan_around_app(lifespan_app: Any) -> AsyncIterator[Any]:
         try:
             async with app_lifespan(lifespan_app) as state:
+                if freeze:
+                    _freeze_gc()
                 yield state
         finally:
             await to_thread.run_sync(handle.shutdown)
 
-    app.router.lifespan_context = lifespan_then_shutdown
+    app.router.lifespan_context = lifespan_around_app
 
 
 def _mount_dashboard(app: Starlette, settings: PgotelSettings) -> None:

@@ -111,7 +111,7 @@ class PgotelSettings(_Section):
     """Everything under the `pgotel:` key of otel-config.yaml."""
 
     service_name: str | None = None
-    freeze_gc: bool = True  # setup() leaves the objects alive then out of full GC scans (_setup._freeze_gc_once)
+    freeze_gc: bool = True  # objects alive at setup and app startup skip full GC scans (_setup._freeze_gc)
     database: DatabaseSettings = DatabaseSettings()
     retention: RetentionSettings = RetentionSettings()
     redaction: RedactionSettings = RedactionSettings()

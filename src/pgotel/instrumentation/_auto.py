@@ -24,7 +24,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
 from opentelemetry.util._importlib_metadata import EntryPoint
 
-from pgotel._setup import PgOtel, _shutdown_with_app, setup
+from pgotel._setup import PgOtel, _tie_to_lifespan, setup
 from pgotel.config import PgotelConfigError, PgotelSettings, active_settings
 from pgotel.instrumentation._clients import instrument_clients
 from pgotel.instrumentation._fastapi import instrument_app
@@ -114,5 +114,6 @@ def _instrument_new_app(app: FastAPI, settings: PgotelSettings) -> None:
     app._is_instrumented_by_opentelemetry = True  # type: ignore[attr-defined]
     if _pipeline is not None:
         # uvicorn re-raises the SIGTERM it handled once it has stopped, so exit hooks never run: the
-        # pipeline flushes when the app's lifespan ends, as with `pgotel.setup(app)`.
-        _shutdown_with_app(app, _pipeline)
+        # pipeline flushes when the app's lifespan ends, as with `pgotel.setup(app)`. The startup freeze
+        # is what covers the app's own module objects here: setup() ran before the app was imported.
+        _tie_to_lifespan(app, _pipeline, freeze=settings.freeze_gc)
