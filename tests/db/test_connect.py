@@ -6,7 +6,7 @@ from pgotel import db
 
 
 async def test_a_released_connection_comes_back_outside_any_transaction(dsn: str) -> None:
-    pool = await db.create_pool(dsn, size=1)
+    pool = await db.open_pool(dsn, size=1)
     try:
         async with pool.acquire() as conn:
             await conn.execute("BEGIN")

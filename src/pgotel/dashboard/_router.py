@@ -45,16 +45,9 @@ class DashboardPool:
             if self._pool is None:
                 # Resolving `embedded` may start the server: a blocking call, kept off the loop.
                 dsn = await asyncio.to_thread(db.resolve_dsn, self._database)
-                pool = await db.create_pool(dsn, size=self._size)
                 # A dashboard may be the first to reach a new database (`pgotel serve` before any app):
-                # give it the schema so it shows empty states rather than errors.
-                try:
-                    async with pool.acquire() as conn:
-                        await db.migrate(conn)
-                except BaseException:
-                    pool.terminate()  # its connections may hold the migration lock; the next call starts over
-                    raise
-                self._pool = pool
+                # the pool gives it the schema so it shows empty states rather than errors.
+                self._pool = await db.open_pool(dsn, size=self._size)
             return self._pool
 
     async def close(self) -> None:

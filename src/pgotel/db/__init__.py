@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgotel.db._connect import WRITER_SERVER_SETTINGS, connect, create_pool, resolve_dsn
+from pgotel.db._connect import WRITER_SERVER_SETTINGS, connect, open_pool, resolve_dsn
 from pgotel.db._embedded import EmbeddedPostgresError, EmbeddedServer
 from pgotel.db._embedded import start as start_embedded
 from pgotel.db._embedded import status as embedded_status
@@ -69,7 +69,6 @@ __all__ = [
     "chart_interval",
     "connect",
     "copy_rows",
-    "create_pool",
     "database_server_stats",
     "day_number",
     "day_of",
@@ -82,6 +81,7 @@ __all__ = [
     "is_data_error",
     "merge_histograms",
     "migrate",
+    "open_pool",
     "percentile_from_histogram",
     "prune",
     "refresh_rollups",

@@ -8,6 +8,7 @@ import asyncpg
 
 from pgotel.config import DatabaseSettings
 from pgotel.db import _embedded
+from pgotel.db._migrate import migrate
 
 # The telemetry writer trades durability of the last few hundred ms for throughput.
 WRITER_SERVER_SETTINGS = {"synchronous_commit": "off", "application_name": "pgotel"}
@@ -26,14 +27,21 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:
-    """pgotel's connections keep no session state (no SET, LISTEN, cursor or lock outlives its statement),
-    so a release skips asyncpg's default reset query, a round trip after every COPY; the pool still rolls
-    back a transaction left open."""
+    """pgotel's connections keep no session state (no SET, LISTEN or cursor; the migration lock is released
+    explicitly, or the pool terminated), so a release skips asyncpg's default reset query, a round trip
+    after every COPY; the pool still rolls back a transaction left open."""
 
 
-async def create_pool(dsn: str, *, size: int, **kwargs: Any) -> asyncpg.Pool:
+async def open_pool(dsn: str, *, size: int, **kwargs: Any) -> asyncpg.Pool:
+    """A pool of pgotel's connections on a database given pgotel's schema (pending migrations applied)."""
     pool = await asyncpg.create_pool(
         dsn, min_size=1, max_size=size, server_settings=WRITER_SERVER_SETTINGS, reset=_keep_session, **kwargs
     )
     assert pool is not None
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+    except BaseException:
+        pool.terminate()  # its connections may hold the migration lock
+        raise
     return pool

@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from pgotel.config import DatabaseSettings
-from pgotel.db._connect import create_pool, resolve_dsn
-from pgotel.db._migrate import Connection, migrate
+from pgotel.db._connect import open_pool, resolve_dsn
+from pgotel.db._migrate import Connection
 from pgotel.db._retention import ensure_partitions, ensure_partitions_around_today, prune
 from pgotel.db._rollups import refresh_rollups
 from pgotel.db._timestamps import register_timestamp_codec
@@ -94,14 +94,7 @@ class TelemetryStore:
     async def open(cls, database: DatabaseSettings, *, timeout_s: float) -> TelemetryStore:
         """Connect (starting the embedded server if configured) and apply pending migrations."""
         dsn = await asyncio.to_thread(resolve_dsn, database)
-        pool = await create_pool(dsn, size=database.pool_size, timeout=timeout_s, init=register_timestamp_codec)
-        try:
-            async with pool.acquire() as conn:
-                await migrate(conn)
-        except BaseException:
-            pool.terminate()
-            raise
-        return cls(pool)
+        return cls(await open_pool(dsn, size=database.pool_size, timeout=timeout_s, init=register_timestamp_codec))
 
     async def ensure_partitions(self, first_day: dt.date, last_day: dt.date) -> None:
         async with self._pool.acquire() as conn:
