@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,15 @@ def measure(app: subprocess.Popen[bytes], url: str, *, wrk: str, postmaster_pid:
     )
 
 
+def _rate(run: Run) -> float:
+    return run.requests_per_s
+
+
+def _capacity(run: Run) -> float:
+    """Requests per app-CPU-second: what req/s would be on an idle core."""
+    return run.requests / run.app_cpu_s
+
+
 def report(results: Results, args: argparse.Namespace) -> None:
     modes = [mode for mode in MODES if (mode, ENDPOINTS[0]) in results.runs]  # those measured (--modes)
     for endpoint in ENDPOINTS:
@@ -204,15 +214,10 @@ def report(results: Results, args: argparse.Namespace) -> None:
     compared = ENDPOINTS if "pgotel" in modes else ()  # every ratio is of (d) to another mode
     for endpoint in compared:
 
-        def rate_ratios(other: str, endpoint: str = endpoint) -> list[float]:
-            """(d)'s req/s over `other`'s, per round: two runs seconds apart, on a machine whose speed drifts."""
+        def per_round_ratios(other: str, figure: Callable[[Run], float], endpoint: str = endpoint) -> list[float]:
+            """(d)'s `figure` over `other`'s, per round: two runs seconds apart, on a machine whose speed drifts."""
             pairs = zip(results.runs[("pgotel", endpoint)], results.runs[(other, endpoint)], strict=True)
-            return [ours.requests_per_s / theirs.requests_per_s for ours, theirs in pairs]
-
-        def capacity_ratios(other: str, endpoint: str = endpoint) -> list[float]:
-            """The same for requests per app-CPU-second: what req/s would be on an idle core."""
-            pairs = zip(results.runs[("pgotel", endpoint)], results.runs[(other, endpoint)], strict=True)
-            return [(ours.requests / ours.app_cpu_s) / (theirs.requests / theirs.app_cpu_s) for ours, theirs in pairs]
+            return [figure(ours) / figure(theirs) for ours, theirs in pairs]
 
         trivial = endpoint == "/trivial"
         for other, label, bar in (
@@ -223,14 +228,14 @@ def report(results: Results, args: argparse.Namespace) -> None:
         ):
             if other not in modes:
                 continue
-            ratios = rate_ratios(other)
+            ratios = per_round_ratios(other, _rate)
             rows.append(
                 [
                     endpoint,
                     f"(d) / {label}",
                     f"{median(ratios):.2f}",
                     f"{min(ratios):.2f}-{max(ratios):.2f}",
-                    f"{median(capacity_ratios(other)):.2f}",
+                    f"{median(per_round_ratios(other, _capacity)):.2f}",
                     bar,
                 ]
             )
