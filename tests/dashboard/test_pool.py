@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -16,8 +17,9 @@ async def test_a_pool_that_cannot_migrate_leaves_no_connection_behind(empty_dsn:
     role = f"viewer_{uuid.uuid4().hex[:8]}"  # may connect, may not create the pgotel schema
     admin = await asyncpg.connect(empty_dsn)
     try:
-        await admin.execute(f"CREATE ROLE {role} LOGIN")
-        viewer_dsn = empty_dsn.replace("://postgres@", f"://{role}@", 1)
+        await admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{role}'")
+        server = urlsplit(empty_dsn)
+        viewer_dsn = urlunsplit(server._replace(netloc=f"{role}:{role}@{server.hostname}:{server.port}"))
         pool = DashboardPool(DatabaseSettings(dsn=viewer_dsn))
 
         with pytest.raises(asyncpg.InsufficientPrivilegeError):

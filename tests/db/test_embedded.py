@@ -1,0 +1,52 @@
+"""The embedded server's own guarantees: any project path works, a password guards it, failures say why."""
+
+from __future__ import annotations
+
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from pgotel import db
+
+
+@pytest.fixture
+def deep_data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data dir whose Unix socket path (`.../pg/.s.PGSQL.<port>`) would exceed the 107 bytes allowed."""
+    data_dir = tmp_path / ("project-" * 8) / ("backend-" * 8) / ".pgotel"
+    assert len(str(data_dir / "pg" / ".s.PGSQL.54321")) > 107
+    yield data_dir
+    db.stop_embedded(data_dir)
+
+
+async def test_a_deep_project_path_starts_a_server_that_requires_its_password(deep_data_dir: Path) -> None:
+    server = db.start_embedded(deep_data_dir)
+
+    connection = await asyncpg.connect(server.dsn)
+    try:
+        assert await connection.fetchval("SELECT current_user") == "postgres"
+    finally:
+        await connection.close()
+    assert server.password is not None
+    password_file = deep_data_dir / db.EMBEDDED_PASSWORD_FILE
+    assert password_file.read_text() == server.password
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    without_password = server.dsn.replace(f":{server.password}@", "@", 1)
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(without_password)
+    assert db.embedded_status(deep_data_dir) == server, "a second process finds the same server and password"
+
+
+def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            with pytest.raises(db.EmbeddedPostgresError, match=r"(?s)server\.log ends.*Address already in use"):
+                db.start_embedded(tmp_path / "pg", port=port)
+        finally:
+            db.stop_embedded(tmp_path / "pg")
