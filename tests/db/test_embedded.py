@@ -1,4 +1,4 @@
-"""The embedded server's own guarantees: any project path works, a password guards it, failures say why."""
+"""The embedded server's own guarantees: any project path and locale work, a password guards it, failures say why."""
 
 from __future__ import annotations
 
@@ -38,6 +38,22 @@ async def test_a_deep_project_path_starts_a_server_that_requires_its_password(de
     with pytest.raises(asyncpg.InvalidPasswordError):
         await asyncpg.connect(without_password)
     assert db.embedded_status(deep_data_dir) == server, "a second process finds the same server and password"
+
+
+async def test_a_locale_missing_from_the_machine_does_not_keep_the_server_from_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("LANG", "LC_ALL"):
+        monkeypatch.setenv(variable, "xx_XX.UTF-8")  # as an SSH session may bring from another machine
+    try:
+        server = db.start_embedded(tmp_path / "pg")
+        connection = await asyncpg.connect(server.dsn)
+        try:
+            assert await connection.fetchval("SELECT upper('été')") == "ÉTÉ", "Unicode case mapping all the same"
+        finally:
+            await connection.close()
+    finally:
+        db.stop_embedded(tmp_path / "pg")
 
 
 def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:

@@ -35,6 +35,9 @@ SUPERUSER = "postgres"
 DATABASE = "postgres"
 PASSWORD_FILE = "password"  # in the data dir; absent from a data dir initialised with trust auth (before 0.1)
 _START_TIMEOUT_S = 30.0
+# Independent of the caller's LANG / LC_* (a locale that the machine lacks makes initdb fail): PostgreSQL's
+# builtin C.UTF-8 (Unicode case mapping, code point order), messages and formats in C.
+_LOCALE = ("--encoding=UTF8", "--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8")
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -127,8 +130,8 @@ def _initdb(pgdata: Path) -> None:
     _give_to_system_user(password_for_initdb)
     try:
         _run(
-            "initdb", "-D", str(pgdata), "-U", SUPERUSER, "--auth=scram-sha-256",
-            f"--pwfile={password_for_initdb}", "--encoding=UTF8", "--no-sync",
+            "initdb", "-D", str(pgdata), "-U", SUPERUSER, "--auth=scram-sha-256", *_LOCALE,
+            f"--pwfile={password_for_initdb}", "--no-sync",
         )  # fmt: skip
     finally:
         password_for_initdb.unlink(missing_ok=True)
