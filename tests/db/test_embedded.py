@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import stat
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ import asyncpg
 import pytest
 
 from pgotel import db
+from pgotel.db import _embedded
 
 
 @pytest.fixture
@@ -66,3 +68,12 @@ def test_a_server_that_cannot_start_says_why(tmp_path: Path) -> None:
                 db.start_embedded(tmp_path / "pg", port=port)
         finally:
             db.stop_embedded(tmp_path / "pg")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as a system user of its own")
+def test_as_root_without_useradd_the_error_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_embedded, "SYSTEM_USER", "pgotel_test_absent_user")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))  # a slim container: no useradd
+
+    with pytest.raises(db.EmbeddedPostgresError, match=r"creating the system user .* failed .*pgotel\.database\.dsn"):
+        db.start_embedded(tmp_path / "pg")

@@ -204,6 +204,8 @@ def _run(binary: str, *args: str) -> None:
         )
     except subprocess.CalledProcessError as exc:
         raise EmbeddedPostgresError(f"{binary} failed: {exc.stderr.decode(errors='replace').strip()}") from exc
+    except FileNotFoundError as exc:  # as root: `runuser` (util-linux) missing
+        raise EmbeddedPostgresError(f"running {binary} needs {exc.filename}, which is not installed") from exc
     except subprocess.TimeoutExpired as exc:
         raise EmbeddedPostgresError(f"{binary} timed out after {exc.timeout:.0f}s") from exc
 
@@ -220,8 +222,17 @@ def _ensure_system_user() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
+        pass
+    try:
         subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True, capture_output=True)
-        return pwd.getpwnam(SYSTEM_USER)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) else exc
+        raise EmbeddedPostgresError(
+            f"PostgreSQL refuses to run as root, and creating the system user {SYSTEM_USER!r} to run it failed "
+            f"({detail}): run as another user, create {SYSTEM_USER!r} yourself, or set pgotel.database.dsn "
+            "to an external PostgreSQL"
+        ) from exc
+    return pwd.getpwnam(SYSTEM_USER)
 
 
 @contextmanager
