@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,22 +14,27 @@ from pgotel import db
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[db.EmbeddedServer]:
-    """A real embedded PostgreSQL 18 server, private to this test session."""
+def server_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Superuser DSN of the server the database tests create their databases in: a real embedded PostgreSQL 18
+    private to this test session, or the server that PGOTEL_TEST_SERVER_DSN names (another PostgreSQL version)."""
+    external = os.environ.get("PGOTEL_TEST_SERVER_DSN")
+    if external:
+        yield external
+        return
     data_dir = tmp_path_factory.mktemp("pgotel-embedded")
     server = db.start_embedded(data_dir)
-    yield server
+    yield server.dsn
     db.stop_embedded(data_dir)
 
 
 @pytest.fixture
-async def empty_dsn(pg_server: db.EmbeddedServer) -> AsyncIterator[str]:
+async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
     """DSN of a brand-new, empty database (dropped after the test)."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server.dsn)
+    admin = await asyncpg.connect(server_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        yield pg_server.dsn.rsplit("/", 1)[0] + f"/{name}"
+        yield server_dsn.rsplit("/", 1)[0] + f"/{name}"
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
