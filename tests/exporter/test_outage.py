@@ -1,9 +1,11 @@
-"""PostgreSQL down at startup, stopped under load, or gone at shutdown: the app never notices,
-and every span is either stored or counted as dropped."""
+"""PostgreSQL down at startup, stopped under load, crashed, or gone at shutdown: the app never notices,
+and every span is either stored (for good) or counted as dropped."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -13,6 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from pgotel import db
+from pgotel.db._embedded import pgdata_of
 from pgotel.exporter import PostgresSpanExporter, TelemetryWriter
 
 from .conftest import settings_for
@@ -82,6 +85,35 @@ async def test_postgres_stopped_under_load_loses_nothing(tmp_path: Path) -> None
         assert counts["stored"]["spans"] == stored
     finally:
         stop.set()
+        provider.shutdown()
+        db.stop_embedded(data_dir)
+
+
+async def test_spans_counted_as_stored_survive_a_server_crash(tmp_path: Path) -> None:
+    data_dir = tmp_path / "crash-pg"
+    port = _free_port()
+    server = db.start_embedded(data_dir, port=port)
+    exporter = PostgresSpanExporter(settings=settings_for(server.dsn))
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    tracer = provider.get_tracer("crash")
+    try:
+        for _ in range(500):
+            with tracer.start_as_current_span("request"):
+                pass
+        assert provider.force_flush(30_000)
+        assert exporter.force_flush(30_000)
+        stored = exporter.writer.accounting.snapshot()["stored"]["spans"]
+        # SIGQUIT is PostgreSQL's immediate shutdown: no checkpoint, and WAL not yet written is lost.
+        os.kill(server.pid, signal.SIGQUIT)
+        assert await _wait_until(lambda: not (pgdata_of(data_dir) / "postmaster.pid").exists(), seconds=30)
+        restarted = db.start_embedded(data_dir, port=port)  # crash recovery replays the WAL
+        conn = await asyncpg.connect(restarted.dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM pgotel.spans") == stored == 500
+        finally:
+            await conn.close()
+    finally:
         provider.shutdown()
         db.stop_embedded(data_dir)
 

@@ -144,7 +144,6 @@ def _initdb(pgdata: Path) -> None:
             "shared_buffers = 128MB\n"
             "wal_level = minimal\n"
             "max_wal_senders = 0\n"
-            "synchronous_commit = off\n"
             "log_min_messages = warning\n"
         )
 
