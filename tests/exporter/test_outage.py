@@ -11,8 +11,9 @@ import threading
 from pathlib import Path
 
 import asyncpg
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 from pgotel import db
 from pgotel.db._embedded import pgdata_of
@@ -118,7 +119,7 @@ async def test_spans_counted_as_stored_survive_a_server_crash(tmp_path: Path) ->
         db.stop_embedded(data_dir)
 
 
-def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded() -> None:
+def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     settings = settings_for(f"postgresql://nobody@127.0.0.1:{_free_port()}/none", exporter={"shutdown_timeout_ms": 500})
     exporter = PostgresSpanExporter(settings=settings)
     provider = TracerProvider()
@@ -138,3 +139,27 @@ def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded() -> Non
     counts = writer.accounting.snapshot()
     assert counts["received"]["spans"] == 25
     assert counts["dropped"] == {"spans/shutdown_deadline": 25}
+    assert "shut down before PostgreSQL took everything, dropped: spans=25" in caplog.text
+
+
+def test_a_full_queue_drops_and_counts_the_overflow_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(
+        f"postgresql://nobody@127.0.0.1:{_free_port()}/none",
+        exporter={"queue_rows": 100, "shutdown_timeout_ms": 200},
+    )
+    exporter = PostgresSpanExporter(settings=settings)
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("overflow")
+    try:
+        for _ in range(250):
+            with tracer.start_as_current_span("request"):
+                pass  # never blocks nor raises, whatever the queue holds
+
+        assert exporter.writer.queued == 100
+        assert exporter.writer.accounting.snapshot()["dropped"] == {"spans/queue_full": 150}
+        warnings = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+        assert len(warnings) == 1, "one line per 30 s, not one per dropped batch"
+        assert "queue_rows = 100), dropping telemetry (spans=1 in this batch" in warnings[0]
+    finally:
+        provider.shutdown()

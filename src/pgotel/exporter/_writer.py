@@ -17,7 +17,7 @@ import random
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -35,6 +35,10 @@ _PARTITION_CHECK_INTERVAL_S = 3600.0
 _PRUNE_INTERVAL_S = 86_400.0
 _ROLLUP_INTERVAL_S = 10.0
 _FUTURE_DAYS_ACCEPTED = 2
+
+
+def _describe(counts: Counter[str]) -> str:
+    return ", ".join(f"{signal}={count}" for signal, count in sorted(counts.items()))
 
 
 class _RateLimitedLog:
@@ -82,6 +86,7 @@ class TelemetryWriter:
     def submit(self, batch: RowBatch) -> bool:
         """Queue a converted batch; drop (and count) what does not fit. Never blocks."""
         accepted = True
+        overflow: Counter[str] = Counter()
         with self._lock:
             if self._closing:
                 for table, rows in batch.rows.items():
@@ -96,12 +101,21 @@ class TelemetryWriter:
             for table, rows in batch.rows.items():
                 taken = rows if len(rows) <= room else rows[: max(room, 0)]
                 if len(taken) < len(rows):
-                    self.accounting.dropped(SIGNAL_OF_TABLE[table], "queue_full", len(rows) - len(taken))
+                    overflow[SIGNAL_OF_TABLE[table]] += len(rows) - len(taken)
                     accepted = False
                 self._queue[table].extend(taken)
                 room -= len(taken)
                 self._queued += len(taken)
+            for signal, count in overflow.items():
+                self.accounting.dropped(signal, "queue_full", count)
             wake = self._queued >= self._exporter.batch_rows
+        if overflow:
+            self._log.warning(
+                "pgotel: writer queue full (pgotel.exporter.queue_rows = %d), dropping telemetry (%s in this batch; "
+                "every dropped item is counted in the pgotel.exporter.dropped metric)",
+                self._exporter.queue_rows,
+                _describe(overflow),
+            )
         if wake:
             with contextlib.suppress(RuntimeError):  # the loop is gone: rows wait, and overflow is counted
                 self._loop.call_soon_threadsafe(self._wakeup.set)
@@ -128,11 +142,16 @@ class TelemetryWriter:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._wakeup.set)
             self._thread.join(max(0.1, deadline - time.monotonic()))
+        unwritten: Counter[str] = Counter()
         with self._lock:
             for table, rows in self._queue.items():
-                self.accounting.dropped(SIGNAL_OF_TABLE[table], "shutdown_deadline", len(rows))
+                unwritten[SIGNAL_OF_TABLE[table]] += len(rows)
                 rows.clear()
             self._queued = 0
+            for signal, count in unwritten.items():
+                self.accounting.dropped(signal, "shutdown_deadline", count)
+        if +unwritten:
+            _log.warning("pgotel: shut down before PostgreSQL took everything, dropped: %s", _describe(+unwritten))
 
     @property
     def queued(self) -> int:
