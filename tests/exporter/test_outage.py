@@ -139,7 +139,7 @@ def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded(caplog: 
     counts = writer.accounting.snapshot()
     assert counts["received"]["spans"] == 25
     assert counts["dropped"] == {"spans/shutdown_deadline": 25}
-    assert "shut down before PostgreSQL took everything, dropped: spans=25" in caplog.text
+    assert "25 spans dropped (shutdown_deadline, 25 so far): the process shut down before PostgreSQL" in caplog.text
 
 
 def test_a_full_queue_drops_and_counts_the_overflow_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
@@ -158,8 +158,10 @@ def test_a_full_queue_drops_and_counts_the_overflow_and_says_so(caplog: pytest.L
 
         assert exporter.writer.queued == 100
         assert exporter.writer.accounting.snapshot()["dropped"] == {"spans/queue_full": 150}
-        warnings = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
-        assert len(warnings) == 1, "one line per 30 s, not one per dropped batch"
-        assert "queue_rows = 100), dropping telemetry (spans=1 in this batch" in warnings[0]
+        warnings = [r.getMessage() for r in caplog.records if "queue_full" in r.getMessage()]
+        assert warnings == [
+            "pgotel: 1 spans dropped (queue_full, 1 so far): the writer's queue (pgotel.exporter.queue_rows) is "
+            "full: PostgreSQL is unreachable or too slow"
+        ], "one line per reason every 30 s, not one per dropped batch"
     finally:
         provider.shutdown()

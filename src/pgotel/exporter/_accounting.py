@@ -1,8 +1,14 @@
-"""Counts of what the exporters stored, sanitized and dropped (by reason), and their self-metrics."""
+"""Counts of what the exporters stored, sanitized and dropped (by reason), and their self-metrics.
+
+A drop is also logged (logger `pgotel.exporter`, one line per reason every 30 s at most): the self-metrics
+cannot reach PostgreSQL while it is unreachable, nor after shutdown, nor with the host's clock far off."""
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable
 
@@ -18,6 +24,19 @@ SIGNAL_OF_TABLE = {
 }
 
 
+_log = logging.getLogger("pgotel.exporter")
+_LOG_INTERVAL_S = 30.0
+# Why items were dropped, as the log line says it (a reason not listed here is printed as is).
+_DROP_EXPLANATIONS = {
+    "queue_full": "the writer's queue (pgotel.exporter.queue_rows) is full: PostgreSQL is unreachable or too slow",
+    "shutdown_deadline": "the process shut down before PostgreSQL took them",
+    "writer_closed": "they arrived after the writer closed",
+    "timestamp_outside_retention": "their timestamps are outside the retention window: is this host's clock right?",
+    "rejected_by_database": "PostgreSQL rejected them",
+    "conversion_error": "converting them failed, a pgotel defect",
+}
+
+
 class Accounting:
     """Thread-safe counters, keyed by (signal, reason). Every item an exporter receives ends up in
     exactly one of `stored` or `dropped`, so `received == stored + dropped` once the queue is empty."""
@@ -28,6 +47,7 @@ class Accounting:
         self._stored: Counter[str] = Counter()
         self._dropped: Counter[tuple[str, str]] = Counter()
         self._sanitized: Counter[tuple[str, str]] = Counter()
+        self._last_logged: dict[str, float] = {}
 
     def received(self, signal: str, count: int) -> None:
         with self._lock:
@@ -37,10 +57,23 @@ class Accounting:
         with self._lock:
             self._stored[signal] += count
 
-    def dropped(self, signal: str, reason: str, count: int = 1) -> None:
-        if count:
-            with self._lock:
-                self._dropped[(signal, reason)] += count
+    def dropped(self, signal: str, reason: str, count: int = 1, *, error: BaseException | None = None) -> None:
+        """Count `count` dropped items and log it (with `error`, if given) unless this reason was logged lately."""
+        if not count:
+            return
+        now = time.monotonic()
+        with self._lock:
+            self._dropped[(signal, reason)] += count
+            total = self._dropped[(signal, reason)]
+            due = now - self._last_logged.get(reason, -math.inf) >= _LOG_INTERVAL_S
+            if due:
+                self._last_logged[reason] = now
+        if due:
+            _log.warning(
+                "pgotel: %d %s dropped (%s, %d so far): %s%s",
+                count, signal, reason, total, _DROP_EXPLANATIONS.get(reason, reason),
+                f": {error!r}" if error is not None else "",
+            )  # fmt: skip
 
     def sanitized(self, signal: str, reason: str, count: int = 1) -> None:
         with self._lock:

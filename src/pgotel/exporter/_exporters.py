@@ -88,8 +88,8 @@ class _Pipeline:
             if converted < items:
                 accounting.dropped(self.signal, "unconvertible", items - converted)
             return self.writer.submit(batch)
-        except BaseException:
-            accounting.dropped(self.signal, "conversion_error", items)
+        except BaseException as exc:
+            accounting.dropped(self.signal, "conversion_error", items, error=exc)
             return False
 
     def force_flush(self, timeout_millis: float) -> bool:

@@ -37,10 +37,6 @@ _ROLLUP_INTERVAL_S = 10.0
 _FUTURE_DAYS_ACCEPTED = 2
 
 
-def _describe(counts: Counter[str]) -> str:
-    return ", ".join(f"{signal}={count}" for signal, count in sorted(counts.items()))
-
-
 class _RateLimitedLog:
     """Logs one line per distinct message at most every `interval` seconds (internal failures only)."""
 
@@ -85,41 +81,38 @@ class TelemetryWriter:
 
     def submit(self, batch: RowBatch) -> bool:
         """Queue a converted batch; drop (and count) what does not fit. Never blocks."""
-        accepted = True
-        overflow: Counter[str] = Counter()
         with self._lock:
-            if self._closing:
-                for table, rows in batch.rows.items():
-                    self.accounting.dropped(SIGNAL_OF_TABLE[table], "writer_closed", len(rows))
-                return False
-            for table, side_rows in batch.side.items():
-                pending = self._side[table]
-                for row_id, row in side_rows.items():
-                    if row_id not in self._known_side:
-                        pending[row_id] = row
-            room = self._exporter.queue_rows - self._queued
-            for table, rows in batch.rows.items():
-                taken = rows if len(rows) <= room else rows[: max(room, 0)]
-                if len(taken) < len(rows):
-                    overflow[SIGNAL_OF_TABLE[table]] += len(rows) - len(taken)
-                    accepted = False
-                self._queue[table].extend(taken)
-                room -= len(taken)
-                self._queued += len(taken)
-            for signal, count in overflow.items():
-                self.accounting.dropped(signal, "queue_full", count)
-            wake = self._queued >= self._exporter.batch_rows
-        if overflow:
-            self._log.warning(
-                "pgotel: writer queue full (pgotel.exporter.queue_rows = %d), dropping telemetry (%s in this batch; "
-                "every dropped item is counted in the pgotel.exporter.dropped metric)",
-                self._exporter.queue_rows,
-                _describe(overflow),
-            )
+            closing = self._closing
+            dropped = self._dropped_when_closing(batch) if closing else self._enqueue_locked(batch)
+            wake = not closing and self._queued >= self._exporter.batch_rows
+        for (signal, reason), count in dropped.items():  # outside the lock: counting a drop may log it
+            self.accounting.dropped(signal, reason, count)
         if wake:
             with contextlib.suppress(RuntimeError):  # the loop is gone: rows wait, and overflow is counted
                 self._loop.call_soon_threadsafe(self._wakeup.set)
-        return accepted
+        return not dropped
+
+    @staticmethod
+    def _dropped_when_closing(batch: RowBatch) -> Counter[tuple[str, str]]:
+        return Counter({(SIGNAL_OF_TABLE[table], "writer_closed"): len(rows) for table, rows in batch.rows.items()})
+
+    def _enqueue_locked(self, batch: RowBatch) -> Counter[tuple[str, str]]:
+        """Queue what fits of `batch` (the lock held); return the overflow by (signal, reason)."""
+        for table, side_rows in batch.side.items():
+            pending = self._side[table]
+            for row_id, row in side_rows.items():
+                if row_id not in self._known_side:
+                    pending[row_id] = row
+        overflow: Counter[tuple[str, str]] = Counter()
+        room = self._exporter.queue_rows - self._queued
+        for table, rows in batch.rows.items():
+            taken = rows if len(rows) <= room else rows[: max(room, 0)]
+            if len(taken) < len(rows):
+                overflow[(SIGNAL_OF_TABLE[table], "queue_full")] += len(rows) - len(taken)
+            self._queue[table].extend(taken)
+            room -= len(taken)
+            self._queued += len(taken)
+        return overflow
 
     def flush(self, timeout_s: float) -> bool:
         """Write everything queued so far; False when it could not within `timeout_s`."""
@@ -148,10 +141,8 @@ class TelemetryWriter:
                 unwritten[SIGNAL_OF_TABLE[table]] += len(rows)
                 rows.clear()
             self._queued = 0
-            for signal, count in unwritten.items():
-                self.accounting.dropped(signal, "shutdown_deadline", count)
-        if +unwritten:
-            _log.warning("pgotel: shut down before PostgreSQL took everything, dropped: %s", _describe(+unwritten))
+        for signal, count in unwritten.items():
+            self.accounting.dropped(signal, "shutdown_deadline", count)
 
     @property
     def queued(self) -> int:
@@ -345,8 +336,7 @@ class TelemetryWriter:
             if not db.is_data_error(exc):
                 raise
             if len(rows) == 1:
-                self.accounting.dropped(SIGNAL_OF_TABLE[table], "rejected_by_database")
-                self._log.warning("pgotel: PostgreSQL rejected a %s row: %s", table, exc)
+                self.accounting.dropped(SIGNAL_OF_TABLE[table], "rejected_by_database", error=exc)
                 return 0
             middle = len(rows) // 2
             first = await self._copy_isolating_bad_rows(store, table, rows[:middle])
