@@ -39,13 +39,20 @@ async def _wait_until(predicate: object, *, seconds: float) -> bool:
     return False
 
 
-async def test_postgres_stopped_under_load_loses_nothing(tmp_path: Path) -> None:
-    data_dir = tmp_path / "outage-pg"
-    port = _free_port()
+def _export_to_own_server(
+    data_dir: Path, port: int, *, schedule_delay_millis: int
+) -> tuple[db.EmbeddedServer, PostgresSpanExporter, TracerProvider]:
+    """An embedded server for this test alone (it stops and starts it), and a provider exporting spans to it."""
     server = db.start_embedded(data_dir, port=port)
     exporter = PostgresSpanExporter(settings=settings_for(server.dsn))
     provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=200))
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=schedule_delay_millis))
+    return server, exporter, provider
+
+
+async def test_postgres_stopped_under_load_loses_nothing(tmp_path: Path) -> None:
+    data_dir, port = tmp_path / "outage-pg", _free_port()
+    server, exporter, provider = _export_to_own_server(data_dir, port, schedule_delay_millis=200)
     tracer = provider.get_tracer("load")
     emitted = 0
     stop = threading.Event()
@@ -91,12 +98,8 @@ async def test_postgres_stopped_under_load_loses_nothing(tmp_path: Path) -> None
 
 
 async def test_spans_counted_as_stored_survive_a_server_crash(tmp_path: Path) -> None:
-    data_dir = tmp_path / "crash-pg"
-    port = _free_port()
-    server = db.start_embedded(data_dir, port=port)
-    exporter = PostgresSpanExporter(settings=settings_for(server.dsn))
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    data_dir, port = tmp_path / "crash-pg", _free_port()
+    server, exporter, provider = _export_to_own_server(data_dir, port, schedule_delay_millis=100)
     tracer = provider.get_tracer("crash")
     try:
         for _ in range(500):
