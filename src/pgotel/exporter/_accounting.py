@@ -25,7 +25,6 @@ SIGNAL_OF_TABLE = {
 
 
 _log = logging.getLogger("pgotel.exporter")
-_LOG_INTERVAL_S = 30.0
 # Why items were dropped, as the log line says it (a reason not listed here is printed as is).
 _DROP_EXPLANATIONS = {
     "queue_full": "the writer's queue (pgotel.exporter.queue_rows) is full: PostgreSQL is unreachable or too slow",
@@ -35,6 +34,24 @@ _DROP_EXPLANATIONS = {
     "rejected_by_database": "PostgreSQL rejected them",
     "conversion_error": "converting them failed, a pgotel defect",
 }
+
+
+class RateLimitedLog:
+    """Logs a warning at most once every `interval_s` seconds per key (the message itself by default)."""
+
+    def __init__(self, interval_s: float = 30.0) -> None:
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+
+    def warning(self, message: str, *args: object, key: str | None = None) -> None:
+        now = time.monotonic()
+        key = message if key is None else key
+        with self._lock:
+            if now - self._last.get(key, -math.inf) < self._interval_s:
+                return
+            self._last[key] = now
+        _log.warning(message, *args)
 
 
 class Accounting:
@@ -47,7 +64,7 @@ class Accounting:
         self._stored: Counter[str] = Counter()
         self._dropped: Counter[tuple[str, str]] = Counter()
         self._sanitized: Counter[tuple[str, str]] = Counter()
-        self._last_logged: dict[str, float] = {}
+        self._log = RateLimitedLog()
 
     def received(self, signal: str, count: int) -> None:
         with self._lock:
@@ -61,19 +78,15 @@ class Accounting:
         """Count `count` dropped items and log it (with `error`, if given) unless this reason was logged lately."""
         if not count:
             return
-        now = time.monotonic()
         with self._lock:
             self._dropped[(signal, reason)] += count
             total = self._dropped[(signal, reason)]
-            due = now - self._last_logged.get(reason, -math.inf) >= _LOG_INTERVAL_S
-            if due:
-                self._last_logged[reason] = now
-        if due:
-            _log.warning(
-                "pgotel: %d %s dropped (%s, %d so far): %s%s",
-                count, signal, reason, total, _DROP_EXPLANATIONS.get(reason, reason),
-                f": {error!r}" if error is not None else "",
-            )  # fmt: skip
+        self._log.warning(
+            "pgotel: %d %s dropped (%s, %d so far): %s%s",
+            count, signal, reason, total, _DROP_EXPLANATIONS.get(reason, reason),
+            f": {error!r}" if error is not None else "",
+            key=reason,
+        )  # fmt: skip
 
     def sanitized(self, signal: str, reason: str, count: int = 1) -> None:
         with self._lock:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import logging
 import os
 import random
 import threading
@@ -26,29 +25,14 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 
 from pgotel import db
 from pgotel.config import PgotelSettings
-from pgotel.exporter._accounting import SIGNAL_OF_TABLE, Accounting
+from pgotel.exporter._accounting import SIGNAL_OF_TABLE, Accounting, RateLimitedLog
 from pgotel.exporter._rows import RowBatch
 
-_log = logging.getLogger("pgotel.exporter")
 _T = TypeVar("_T")
 _PARTITION_CHECK_INTERVAL_S = 3600.0
 _PRUNE_INTERVAL_S = 86_400.0
 _ROLLUP_INTERVAL_S = 10.0
 _FUTURE_DAYS_ACCEPTED = 2
-
-
-class _RateLimitedLog:
-    """Logs one line per distinct message at most every `interval` seconds (internal failures only)."""
-
-    def __init__(self, interval: float = 30.0) -> None:
-        self._interval = interval
-        self._last: dict[str, float] = {}
-
-    def warning(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        if now - self._last.get(message, -self._interval) >= self._interval:
-            self._last[message] = now
-            _log.warning(message, *args)
 
 
 class TelemetryWriter:
@@ -68,7 +52,7 @@ class TelemetryWriter:
         self._store: db.TelemetryStore | None = None
         self._connected = threading.Event()
         self._closing = False
-        self._log = _RateLimitedLog()
+        self._log = RateLimitedLog()
         self._loop = asyncio.new_event_loop()
         self._wakeup = asyncio.Event()
         self._ready = asyncio.Event()  # set while connected; the loop-side twin of `_connected`
