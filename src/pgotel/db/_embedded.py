@@ -257,9 +257,7 @@ def _grant_to_system_user(data_dir: Path) -> None:
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
             parent.chmod(mode | stat.S_IXOTH)
-    for path in (data_dir, pgdata_of(data_dir)):
-        if path.exists():
-            _give_to_system_user(path)
+    _give_to_system_user(*(path for path in (data_dir, pgdata_of(data_dir)) if path.exists()))
     traverse = stat.S_IXOTH | stat.S_IROTH
     for folder in (POSTGRES_BIN_PATH, POSTGRES_BIN_PATH.parent / "lib", POSTGRES_BIN_PATH.parent / "share"):
         mode = folder.stat().st_mode
@@ -272,10 +270,11 @@ def _grant_to_system_user(data_dir: Path) -> None:
                 )
 
 
-def _give_to_system_user(path: Path) -> None:
+def _give_to_system_user(*paths: Path) -> None:
     if os.geteuid() == 0:
         entry = _ensure_system_user()
-        os.chown(path, entry.pw_uid, entry.pw_gid)
+        for path in paths:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
 def _process_alive(pid: int) -> bool:
