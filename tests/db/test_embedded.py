@@ -33,7 +33,7 @@ async def test_a_deep_project_path_starts_a_server_that_requires_its_password(de
     finally:
         await connection.close()
     assert server.password is not None
-    password_file = deep_data_dir / db.EMBEDDED_PASSWORD_FILE
+    password_file = deep_data_dir / _embedded.PASSWORD_FILE
     assert password_file.read_text() == server.password
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     without_password = server.dsn.replace(f":{server.password}@", "@", 1)

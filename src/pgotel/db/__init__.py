@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pgotel.db._connect import WRITER_SERVER_SETTINGS, connect, open_pool, resolve_dsn
-from pgotel.db._embedded import PASSWORD_FILE as EMBEDDED_PASSWORD_FILE
 from pgotel.db._embedded import EmbeddedPostgresError, EmbeddedServer
 from pgotel.db._embedded import start as start_embedded
 from pgotel.db._embedded import status as embedded_status
@@ -48,7 +47,6 @@ from pgotel.db._write import (
 
 __all__ = [
     "COLUMNS",
-    "EMBEDDED_PASSWORD_FILE",
     "PARTITIONED_TABLES",
     "ROLLUP_SCALE",
     "SIDE_TABLES",
