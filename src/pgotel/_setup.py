@@ -42,10 +42,12 @@ from pgotel.config import (
 )
 from pgotel.exporter import flush_shared_writer
 from pgotel.instrumentation import (
+    RequestDurations,
     instrument_app,
     instrument_clients,
     instrument_logging,
     pgotel_tracer_provider,
+    request_durations,
     uninstrument_logging,
     use_redactor,
 )
@@ -71,12 +73,14 @@ class PgOtel:
         tracer_provider: TracerProvider,
         meter_provider: MeterProvider,
         logger_provider: LoggerProvider,
+        request_durations: RequestDurations,
         logging_handler: logging.Handler,
     ) -> None:
         self.config = config
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
         self.logger_provider = logger_provider
+        self.request_durations = request_durations
         self._logging_handler = logging_handler
         self._lock = threading.Lock()
         self._shut_down = False
@@ -141,7 +145,7 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
         instrument_app(
             app,
             tracer_provider=handle.tracer_provider,
-            meter_provider=handle.meter_provider,
+            durations=handle.request_durations,
             settings=loaded.settings,
         )
         _tie_to_lifespan(app, handle, freeze=loaded.settings.freeze_gc)
@@ -191,6 +195,7 @@ def _build_pipeline(loaded: LoadedConfig) -> PgOtel:
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
+        request_durations=request_durations(meter_provider, loaded.request_duration),
         logging_handler=instrument_logging(logger_provider, Redactor.from_settings(loaded.settings.redaction)),
     )
 

@@ -12,16 +12,15 @@ from fastapi import FastAPI, HTTPException
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
-from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation, View
+from opentelemetry.sdk.metrics.export import ExponentialHistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Sampler
 from starlette.applications import Starlette
 
-from pgotel.config import PgotelSettings
-from pgotel.instrumentation import instrument_app, pgotel_tracer_provider
+from pgotel.config import HistogramShape, PgotelSettings
+from pgotel.instrumentation import RequestDurations, instrument_app, pgotel_tracer_provider, request_durations
 
 
 @dataclass
@@ -34,6 +33,7 @@ class Telemetry:
     spans: InMemorySpanExporter
     metrics: InMemoryMetricReader
     logs: InMemoryLogRecordExporter
+    durations: RequestDurations
 
     def finished_spans(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
@@ -44,7 +44,7 @@ class Telemetry:
     def log_records(self) -> list[ReadableLogRecord]:
         return list(self.logs.get_finished_logs())
 
-    def duration_points(self) -> list[HistogramDataPoint]:
+    def duration_points(self) -> list[ExponentialHistogramDataPoint]:
         data = self.metrics.get_metrics_data()
         if data is None:  # nothing was measured at all
             return []
@@ -63,19 +63,12 @@ def make_telemetry(sampler: Sampler | None = None) -> Telemetry:
     tracer_provider = TracerProvider(sampler=sampler) if sampler is not None else TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     metrics = InMemoryMetricReader()
-    meter_provider = MeterProvider(
-        metric_readers=[metrics],
-        views=[
-            View(
-                instrument_name="http.server.request.duration",
-                aggregation=ExponentialBucketHistogramAggregation(max_size=160, max_scale=20),
-            )
-        ],
-    )
+    meter_provider = MeterProvider(metric_readers=[metrics])
     logs = InMemoryLogRecordExporter()
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
-    return Telemetry(tracer_provider, meter_provider, logger_provider, spans, metrics, logs)
+    durations = request_durations(meter_provider, HistogramShape())
+    return Telemetry(tracer_provider, meter_provider, logger_provider, spans, metrics, logs, durations)
 
 
 @pytest.fixture
@@ -128,7 +121,7 @@ def instrumented(app: AppT, pipeline: Telemetry, settings: PgotelSettings | None
     instrument_app(
         app,
         tracer_provider=pipeline.tracer_provider,
-        meter_provider=pipeline.meter_provider,
+        durations=pipeline.durations,
         settings=settings or PgotelSettings(),
     )
     return app

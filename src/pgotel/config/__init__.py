@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from pgotel.config._errors import PgotelConfigError
 from pgotel.config._load import (
     DEFAULT_CONFIG_FILE,
     LoadedConfig,
-    PgotelConfigError,
     activate,
     active_settings,
     load_config,
@@ -23,13 +23,16 @@ from pgotel.config._model import (
     RetentionSettings,
 )
 from pgotel.config._redaction import Redactor
+from pgotel.config._views import REQUEST_DURATION_METRIC, HistogramShape
 
 __all__ = [
     "DEFAULT_CONFIG_FILE",
+    "REQUEST_DURATION_METRIC",
     "DashboardSettings",
     "DatabaseSettings",
     "EmbeddedSettings",
     "ExporterSettings",
+    "HistogramShape",
     "LimitSettings",
     "LoadedConfig",
     "MonitoringSettings",

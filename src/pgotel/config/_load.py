@@ -11,7 +11,9 @@ from typing import Any
 from opentelemetry.configuration import ConfigurationError, OpenTelemetryConfiguration, load_config_file
 from pydantic import ValidationError
 
+from pgotel.config._errors import PgotelConfigError
 from pgotel.config._model import PgotelSettings
+from pgotel.config._views import HistogramShape, request_duration_shape
 
 DEFAULT_CONFIG_FILE = "otel-config.yaml"
 _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
@@ -21,10 +23,6 @@ _ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
 }
 
 
-class PgotelConfigError(ValueError):
-    """The configuration file cannot be used; the message names the file, the key and the fix."""
-
-
 @dataclass(frozen=True)
 class LoadedConfig:
     """One parsed configuration file: the OTel SDK model and pgotel's own settings."""
@@ -32,6 +30,8 @@ class LoadedConfig:
     path: Path
     otel: OpenTelemetryConfiguration
     settings: PgotelSettings
+    # How pgotel records `http.server.request.duration` (from its view); None when a view drops it.
+    request_duration: HistogramShape | None
 
 
 def load_config(path: str | os.PathLike[str] = DEFAULT_CONFIG_FILE) -> LoadedConfig:
@@ -47,7 +47,12 @@ def load_config(path: str | os.PathLike[str] = DEFAULT_CONFIG_FILE) -> LoadedCon
     except ConfigurationError as exc:
         raise PgotelConfigError(f"{file}: {exc}") from exc
     raw = dict(getattr(otel, "additional_properties", {}) or {}).get("pgotel") or {}
-    return LoadedConfig(path=file, otel=otel, settings=parse_settings(raw, source=str(file)))
+    return LoadedConfig(
+        path=file,
+        otel=otel,
+        settings=parse_settings(raw, source=str(file)),
+        request_duration=request_duration_shape(otel, source=str(file)),
+    )
 
 
 def parse_settings(raw: Any, *, source: str) -> PgotelSettings:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pgotel.instrumentation._asgi import TRACE_ID_HEADER, ServerTelemetryMiddleware
 from pgotel.instrumentation._clients import instrument_clients
-from pgotel.instrumentation._fastapi import INSTRUMENTATION_SCOPE, instrument_app
+from pgotel.instrumentation._durations import RequestDurations
+from pgotel.instrumentation._fastapi import INSTRUMENTATION_SCOPE, instrument_app, request_durations
 from pgotel.instrumentation._logging import instrument_logging, uninstrument_logging
 from pgotel.instrumentation._routes import OVERFLOW_ROUTE, RouteNamer, normalise_path
 from pgotel.instrumentation._structlog import add_trace_context, redact_secrets, use_redactor
@@ -16,6 +17,7 @@ __all__ = [
     "OVERFLOW_ROUTE",
     "TRACE_ID_HEADER",
     "BoundTracerProvider",
+    "RequestDurations",
     "RouteNamer",
     "ServerTelemetryMiddleware",
     "add_trace_context",
@@ -25,6 +27,7 @@ __all__ = [
     "normalise_path",
     "pgotel_tracer_provider",
     "redact_secrets",
+    "request_durations",
     "traced",
     "uninstrument_logging",
     "use_redactor",

@@ -1,4 +1,4 @@
-"""The server-side telemetry of one HTTP request: a SERVER span, the duration histogram, trace headers.
+"""The server-side telemetry of one HTTP request: a SERVER span, its duration, trace headers.
 
 A lean ASGI middleware on the OTel API: one span per request (no ASGI send/receive spans), one
 `http.server.request.duration` measurement per request whether or not the trace is sampled, and the
@@ -13,11 +13,11 @@ from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
-from opentelemetry.metrics import Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgotel.config import Redactor
+from pgotel.instrumentation._durations import RequestDurations
 from pgotel.instrumentation._routes import RouteNamer, new_route_report
 
 TRACE_ID_HEADER = "X-Trace-ID"
@@ -37,14 +37,14 @@ class ServerTelemetryMiddleware:
         app: ASGIApp,
         *,
         tracer: trace.Tracer,
-        duration: Histogram,
+        durations: RequestDurations,
         routes: RouteNamer,
         redactor: Redactor,
         excluded_prefixes: tuple[str, ...],
     ) -> None:
         self.app = app
         self._tracer = tracer
-        self._duration = duration
+        self._durations = durations
         self._routes = routes
         self._redactor = redactor
         self._excluded_prefixes = excluded_prefixes
@@ -149,16 +149,27 @@ class ServerTelemetryMiddleware:
         error: BaseException | None,
         started: float,
     ) -> None:
-        attributes: dict[str, Any] = {
-            "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
-            "http.route": route,
-            "http.response.status_code": status_code or 500,
-        }
+        method_attribute = method if method in _KNOWN_METHODS else "_OTHER"
+        status_attribute = status_code or 500
         failed = error is not None or status_code >= 500 or status_code == 0
-        if failed:
-            attributes["error.type"] = _error_type(error) if error is not None else str(status_code or 500)
-        self._duration.record(perf_counter() - started, attributes)
+        error_type = (_error_type(error) if error is not None else str(status_attribute)) if failed else ""
+        span_context = span.get_span_context()
+        self._durations.record(
+            perf_counter() - started,
+            method_attribute,
+            route,
+            status_attribute,
+            error_type,
+            span_context if span_context.trace_flags.sampled else None,
+        )
         if span.is_recording():
+            attributes: dict[str, Any] = {
+                "http.request.method": method_attribute,
+                "http.route": route,
+                "http.response.status_code": status_attribute,
+            }
+            if failed:
+                attributes["error.type"] = error_type
             span.update_name(f"{span_method} {route}")
             span.set_attributes(attributes)
             if error is not None:

@@ -25,9 +25,10 @@ from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
 from opentelemetry.util._importlib_metadata import EntryPoint
 
 from pgotel._setup import PgOtel, _tie_to_lifespan, setup
-from pgotel.config import PgotelConfigError, PgotelSettings, active_settings
+from pgotel.config import HistogramShape, PgotelConfigError, PgotelSettings, active_settings
 from pgotel.instrumentation._clients import instrument_clients
-from pgotel.instrumentation._fastapi import instrument_app
+from pgotel.instrumentation._durations import RequestDurations
+from pgotel.instrumentation._fastapi import instrument_app, request_durations
 
 ENTRY_POINT_NAME = "pgotel"
 # Stock instrumentors whose work pgotel does itself: server telemetry (the FastAPI one would wrap every app
@@ -37,6 +38,8 @@ REPLACED_INSTRUMENTORS = frozenset({"fastapi", "starlette", "asgi", "logging", "
 _logger = logging.getLogger(__name__)
 # What PgotelConfigurator built; None when the SDK was configured some other way.
 _pipeline: PgOtel | None = None
+# Without that pipeline: the request durations every app records through the global MeterProvider.
+_global_durations: RequestDurations | None = None
 
 
 class PgotelDistro(BaseDistro):  # type: ignore[misc]
@@ -100,12 +103,7 @@ class PgotelInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
 def _instrument_new_app(app: FastAPI, settings: PgotelSettings) -> None:
     try:
-        instrument_app(
-            app,
-            tracer_provider=trace.get_tracer_provider(),
-            meter_provider=metrics.get_meter_provider(),
-            settings=settings,
-        )
+        instrument_app(app, tracer_provider=trace.get_tracer_provider(), durations=_durations(), settings=settings)
     except Exception:
         # Creating the application must not fail because of its telemetry.
         _logger.exception("pgotel: instrumenting %r failed", app)
@@ -117,3 +115,12 @@ def _instrument_new_app(app: FastAPI, settings: PgotelSettings) -> None:
         # pipeline flushes when the app's lifespan ends, as with `pgotel.setup(app)`. The startup freeze
         # is what covers the app's own module objects here: setup() ran before the app was imported.
         _tie_to_lifespan(app, _pipeline, freeze=settings.freeze_gc)
+
+
+def _durations() -> RequestDurations:
+    global _global_durations
+    if _pipeline is not None:
+        return _pipeline.request_durations
+    if _global_durations is None:
+        _global_durations = request_durations(metrics.get_meter_provider(), HistogramShape())
+    return _global_durations

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from pgotel.config import PgotelSettings, Redactor
+from pgotel.config import HistogramShape, PgotelSettings, Redactor
 from pgotel.instrumentation._asgi import ServerTelemetryMiddleware
+from pgotel.instrumentation._durations import RequestDurations
 from pgotel.instrumentation._routes import RouteNamer
 
 INSTRUMENTATION_SCOPE = "pgotel.instrumentation.fastapi"
 _INSTRUMENTED_FLAG = "_pgotel_instrumented"
-# The semantic conventions' advisory buckets, for pipelines without pgotel's exponential-histogram view.
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+def request_durations(meter_provider: object, shape: HistogramShape | None) -> RequestDurations:
+    """The recorder of `http.server.request.duration`, delivered under this instrumentation's scope by every
+    reader of `meter_provider`; one per provider (each one adds the metric to every collection)."""
+    durations = RequestDurations(shape)
+    durations.bind(meter_provider, scope=InstrumentationScope(INSTRUMENTATION_SCOPE))
+    return durations
 
 
 def instrument_app(
     app: Starlette,
     *,
     tracer_provider: TracerProvider,
-    meter_provider: MeterProvider,
+    durations: RequestDurations,
     settings: PgotelSettings,
 ) -> None:
     """Trace and measure every request of `app` (once per app), except the dashboard's own paths."""
@@ -31,12 +38,6 @@ def instrument_app(
     if isinstance(native_telemetry, dict):
         # FastAPI's built-in telemetry would trace and measure every request a second time.
         native_telemetry.update(tracing=False, metrics=False, logs=False)
-    duration = meter_provider.get_meter(INSTRUMENTATION_SCOPE).create_histogram(
-        "http.server.request.duration",
-        unit="s",
-        description="Duration of HTTP server requests.",
-        explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-    )
     dashboard = settings.dashboard
     excluded_prefixes = (dashboard.path, dashboard.api_path) if dashboard.enabled else ()
     routes = RouteNamer(settings.limits.max_routes)
@@ -48,7 +49,7 @@ def instrument_app(
         return ServerTelemetryMiddleware(
             build_inner_stack(),
             tracer=tracer,
-            duration=duration,
+            durations=durations,
             routes=routes,
             redactor=redactor,
             excluded_prefixes=excluded_prefixes,
