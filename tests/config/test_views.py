@@ -52,7 +52,8 @@ def test_a_drop_view_turns_the_metric_off(tmp_path: Path) -> None:
 
 def test_an_explicit_bucket_histogram_is_refused_naming_the_key(tmp_path: Path) -> None:
     path = _with_view(tmp_path, "{aggregation: {explicit_bucket_histogram: {boundaries: [0.1, 1]}}}")
-    with pytest.raises(PgotelConfigError, match=r"otel-config\.yaml: meter_provider\.views\[1\]\.stream\.aggregation: "):
+    key = r"otel-config\.yaml: meter_provider\.views\[1\]\.stream\.aggregation: "
+    with pytest.raises(PgotelConfigError, match=key):
         load_config(path)
 
 

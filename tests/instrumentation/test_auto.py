@@ -6,6 +6,7 @@ The telemetry must be what `pgotel.setup(app)` gives, stored in PostgreSQL by th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -132,3 +133,57 @@ def test_opentelemetry_instrument_gives_pgotel_telemetry(dsn: str, tmp_path: Pat
         )
     )
     assert measured == [{"requests": len(_REQUESTS)}]
+
+
+_SCRIPT_WITHOUT_CONFIG_FILE = """
+import httpx
+import anyio
+from fastapi import FastAPI
+from opentelemetry import metrics
+
+app = FastAPI()
+
+
+@app.get("/items/{item_id}")
+async def item(item_id: int) -> dict[str, int]:
+    return {"id": item_id}
+
+
+async def main() -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
+        for n in range(3):
+            assert (await client.get(f"/items/{n}")).status_code == 200
+    metrics.get_meter_provider().force_flush()
+
+anyio.run(main)
+"""
+
+
+def test_an_sdk_configured_from_environment_variables_gets_the_request_durations(tmp_path: Path) -> None:
+    # No OTEL_CONFIG_FILE: the SDK builds its MeterProvider from OTEL_* variables (a console exporter here);
+    # pgotel's instrumentor still measures every request through that provider's readers.
+    (tmp_path / "script.py").write_text(_SCRIPT_WITHOUT_CONFIG_FILE)
+    (tmp_path / "otel-config.yaml").write_text('file_format: "1.0"\npgotel: {dashboard: {enabled: false}}\n')
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env.update(OTEL_METRICS_EXPORTER="console", OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    bin_dir = Path(sys.executable).parent
+    result = subprocess.run(
+        [bin_dir / "opentelemetry-instrument", sys.executable, "script.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    exported, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])  # the one export
+    [point] = [
+        point
+        for resource_metrics in exported["resource_metrics"]
+        for scope_metrics in resource_metrics["scope_metrics"]
+        for metric in scope_metrics["metrics"]
+        if metric["name"] == "http.server.request.duration"
+        for point in metric["data"]["data_points"]
+    ]
+    assert point["count"] == 3
+    assert point["attributes"]["http.route"] == "/items/{item_id}"

@@ -51,7 +51,9 @@ def _points(reader: InMemoryMetricReader, name: str = REQUEST_DURATION_METRIC) -
     ]
 
 
-def _sdk_histogram(values: list[float], shape: HistogramShape, temporality: AggregationTemporality) -> Any:
+def _sdk_points(
+    values: list[float], shape: HistogramShape, temporality: AggregationTemporality
+) -> list[ExponentialHistogramDataPoint]:
     """The SDK's own aggregation of `values` with the same view limits: what pgotel must reproduce."""
     reader = _reader(temporality)
     view = View(
@@ -60,7 +62,7 @@ def _sdk_histogram(values: list[float], shape: HistogramShape, temporality: Aggr
     histogram = MeterProvider(metric_readers=[reader], views=[view]).get_meter("x").create_histogram("sdk")
     for value in values:
         histogram.record(value, _ATTRIBUTES)
-    return reader, lambda: _points(reader, "sdk")
+    return _points(reader, "sdk")
 
 
 def _shape_of(point: ExponentialHistogramDataPoint) -> tuple[Any, ...]:
@@ -92,10 +94,9 @@ def test_one_interval_equals_the_sdks_aggregation(shape: HistogramShape) -> None
     durations = _bound(shape, reader)
     for value in values:
         durations.record(value, *_GET_ITEM, None)
-    _, sdk_points = _sdk_histogram(values, shape, AggregationTemporality.DELTA)
 
     [point] = _points(reader)
-    [expected] = sdk_points()
+    [expected] = _sdk_points(values, shape, AggregationTemporality.DELTA)
     assert _shape_of(point) == _shape_of(expected)
     assert (point.min, point.max) == (expected.min, expected.max)
     assert point.sum == pytest.approx(expected.sum)
@@ -131,8 +132,7 @@ def test_cumulative_readers_get_running_totals_even_across_scales() -> None:
         durations.record(value, *_GET_ITEM, None)
     [total] = _points(reader)
 
-    sdk_reader, sdk_points = _sdk_histogram(narrow + wide, HistogramShape(), AggregationTemporality.CUMULATIVE)
-    [expected] = sdk_points()
+    [expected] = _sdk_points(narrow + wide, HistogramShape(), AggregationTemporality.CUMULATIVE)
     assert first.count == 500
     assert _shape_of(total) == _shape_of(expected)
     assert total.start_time_unix_nano == first.start_time_unix_nano
@@ -231,3 +231,15 @@ def test_a_dropped_metric_or_a_non_sdk_provider_records_nothing() -> None:
     durations = RequestDurations(HistogramShape())
     durations.bind(NoOpMeterProvider(), scope=_SCOPE)
     durations.record(0.05, *_GET_ITEM, None)  # no reader to deliver to, and no error
+
+
+def test_cumulative_totals_stay_within_the_cardinality_limit_across_intervals() -> None:
+    reader = _reader()
+    durations = _bound(HistogramShape(), reader)
+    for interval in range(3):  # 1,500 new routes per interval: 4,500 in all
+        for n in range(1500):
+            durations.record(0.01, "GET", f"/r{interval}-{n}", 200, "", None)
+        points = _points(reader)
+
+    assert len(points) == 2001
+    assert sum(point.count for point in points) == 4500

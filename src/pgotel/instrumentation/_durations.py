@@ -212,6 +212,8 @@ class _ReaderStream:
                 points = [series.point(key, start_ns, now_ns) for key, series in interval.items()]
             else:
                 for key, series in interval.items():
+                    if key not in self._totals and len(self._totals) >= _MAX_SERIES:
+                        key = _OVERFLOW  # the running totals are bounded too
                     total = self._totals.get(key)
                     if total is None:
                         self._totals[key] = series
