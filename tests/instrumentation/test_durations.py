@@ -3,6 +3,7 @@ reader's temporality, every request counted, next to the SDK's other metrics."""
 
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
@@ -243,3 +244,22 @@ def test_cumulative_totals_stay_within_the_cardinality_limit_across_intervals() 
 
     assert len(points) == 2001
     assert sum(point.count for point in points) == 4500
+
+
+def test_a_forked_child_starts_empty_and_records_its_own_requests() -> None:
+    reader = _reader(AggregationTemporality.DELTA)
+    durations = _bound(HistogramShape(), reader)
+    durations.record(0.5, *_GET_ITEM, None)  # the parent's request, collected by the parent only
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its counts through the pipe, then leave without running pytest's cleanup
+        try:
+            durations.record(0.1, *_GET_ITEM, None)
+            os.write(write_end, repr([point.count for point in _points(reader)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    child_counts = os.read(read_end, 100).decode()
+    os.waitpid(pid, 0)
+    assert child_counts == "[1]"
+    assert [point.count for point in _points(reader)] == [1]

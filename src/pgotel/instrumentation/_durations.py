@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from time import time_ns
 from typing import Any
@@ -176,6 +178,12 @@ class _ReaderStream:
     def __init__(self, shape: HistogramShape, temporality: AggregationTemporality) -> None:
         self._shape = shape
         self._temporality = temporality
+        self._start()
+        _live_streams.add(self)
+
+    def _start(self) -> None:
+        """Begin empty (at creation, and in a forked child: the parent's requests are the parent's to report,
+        and a lock the parent's collector thread held at the fork would never be released)."""
         self._lock = threading.Lock()  # recording vs taking the interval
         self._collect_lock = threading.Lock()  # a periodic collection vs a force_flush's
         self._interval: dict[SeriesKey, _Series] = {}
@@ -228,6 +236,17 @@ class _ReaderStream:
             unit="s",
             data=ExponentialHistogram(data_points=points, aggregation_temporality=self._temporality),
         )
+
+
+_live_streams: weakref.WeakSet[_ReaderStream] = weakref.WeakSet()
+
+
+def _restart_streams_in_child() -> None:
+    for stream in list(_live_streams):
+        stream._start()
+
+
+os.register_at_fork(after_in_child=_restart_streams_in_child)
 
 
 class RequestDurations:
