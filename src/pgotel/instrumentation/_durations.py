@@ -1,7 +1,7 @@
 """Exact request-duration histograms, aggregated in-process and delivered to every reader of an SDK
 MeterProvider as the standard `http.server.request.duration` metric (a base-2 exponential histogram).
 
-Recording through the SDK's Histogram instrument costs ~19 us per request here (attribute validation and
+Recording through the SDK's Histogram instrument costs ~15-19 us per request here (attribute validation and
 hashing, a Measurement object, three layers of dispatch); this aggregation, keyed by a plain tuple, costs
 ~2 us. Each reader's collection gets one more metric, in the temporality that reader asks for, shaped like
 the SDK's own exponential histogram (same bucket boundaries, same downscaling to `max_size` buckets), with
@@ -17,10 +17,9 @@ import threading
 import weakref
 from collections.abc import Callable
 from time import time_ns
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import Exemplar, Histogram, MeterProvider
-from opentelemetry.sdk.metrics._internal.sdk_configuration import SdkConfiguration
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     ExponentialHistogram,
@@ -36,6 +35,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
 
 from pgotel.config import REQUEST_DURATION_METRIC, HistogramShape
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics._internal.sdk_configuration import SdkConfiguration
 
 # (http.request.method, http.route, http.response.status_code, error.type or "")
 SeriesKey = tuple[str, str, int, str]
