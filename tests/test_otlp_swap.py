@@ -81,3 +81,28 @@ def test_otlp_http_exporter_receives_all_three_signals(receiver: _Receiver, repo
         metrics.MergeFromString(body)
     metric_names = {m.name for rm in metrics.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
     assert "swap.count" in metric_names
+
+
+def test_secrets_are_redacted_before_the_otlp_exporter_too(
+    receiver: _Receiver, repo_root: Path, tmp_path: Path
+) -> None:
+    base = f"http://127.0.0.1:{receiver.server_address[1]}"
+    handle = pgotel.setup(config=_otlp_config(repo_root, tmp_path, base))
+    try:
+        tracer = handle.tracer_provider.get_tracer("swap")
+        attributes = {"api_key": "PLANTED-1", "url.full": "https://pay.example/v1?token=PLANTED-2"}
+        with tracer.start_as_current_span("checkout", attributes=attributes) as span:
+            span.add_event("retry", {"password": "PLANTED-3"})
+            logging.getLogger("swap.app").warning(
+                "calling https://pay.example/v1?secret=PLANTED-4", extra={"session_token": "PLANTED-5"}
+            )
+        assert handle.force_flush(10_000)
+    finally:
+        handle.shutdown()
+
+    sent = b"".join(body for bodies in receiver.bodies.values() for body in bodies)
+    assert b"checkout" in sent
+    assert b"calling https://pay.example/v1?secret=" in sent
+    assert [
+        planted for planted in (b"PLANTED-1", b"PLANTED-2", b"PLANTED-3", b"PLANTED-4", b"PLANTED-5") if planted in sent
+    ] == []

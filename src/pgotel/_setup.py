@@ -47,6 +47,7 @@ from pgotel.instrumentation import (
     instrument_clients,
     instrument_logging,
     pgotel_tracer_provider,
+    redact_before_export,
     request_durations,
     uninstrument_logging,
     use_redactor,
@@ -190,13 +191,14 @@ def _build_pipeline(loaded: LoadedConfig) -> PgOtel:
     assert isinstance(tracer_provider, TracerProvider)
     assert isinstance(meter_provider, MeterProvider)
     assert isinstance(logger_provider, LoggerProvider)
+    redact_before_export(tracer_provider, logger_provider, Redactor.from_settings(loaded.settings.redaction))
     return PgOtel(
         config=loaded,
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         logger_provider=logger_provider,
         request_durations=request_durations(meter_provider, loaded.request_duration),
-        logging_handler=instrument_logging(logger_provider, Redactor.from_settings(loaded.settings.redaction)),
+        logging_handler=instrument_logging(logger_provider),
     )
 
 

@@ -10,13 +10,23 @@ import structlog
 from fastapi import FastAPI
 
 from pgotel.config import RedactionSettings, Redactor
-from pgotel.instrumentation import add_trace_context, instrument_logging, redact_secrets, uninstrument_logging
+from pgotel.instrumentation import (
+    add_trace_context,
+    instrument_logging,
+    redact_before_export,
+    redact_secrets,
+    uninstrument_logging,
+)
 from tests.instrumentation.conftest import Telemetry, client_for, instrumented
 
 
 @pytest.fixture
 def exported_logs(telemetry: Telemetry) -> Iterator[Telemetry]:
-    handler = instrument_logging(telemetry.logger_provider, Redactor.from_settings(RedactionSettings()))
+    """The logs pipeline as setup() builds it: the redacting processor first, then the root handler."""
+    redact_before_export(
+        telemetry.tracer_provider, telemetry.logger_provider, Redactor.from_settings(RedactionSettings())
+    )
+    handler = instrument_logging(telemetry.logger_provider)
     yield telemetry
     uninstrument_logging(handler)
 
@@ -116,7 +126,7 @@ def test_the_demo_app_logs_like_any_app(exported_logs: Telemetry) -> None:
 
 
 def test_uninstrumenting_stops_the_export(telemetry: Telemetry) -> None:
-    handler = instrument_logging(telemetry.logger_provider, Redactor.from_settings(RedactionSettings()))
+    handler = instrument_logging(telemetry.logger_provider)
     uninstrument_logging(handler)
 
     logging.getLogger("shop").error("after")

@@ -1,0 +1,91 @@
+"""Secrets redacted inside the pipeline, before any exporter: pgotel's own and OTLP alike.
+
+Two processors placed first in their providers: spans are redacted as they end (the exported copy only;
+the live span keeps its values), log records as they are emitted. Attributes, event and link attributes,
+and log bodies that are maps get secret-looking keys replaced; URL-valued attributes and text bodies get
+secret query parameters and URL passwords replaced (see `pgotel.config.Redactor`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.trace import Link
+
+from pgotel.config import Redactor
+
+
+class RedactingSpanProcessor(SpanProcessor):
+    """Redacts each ended span's attributes, event attributes and link attributes for the processors after it."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        # `span` is the SDK's read-only copy handed to every processor in turn (the pinned SDK's private
+        # fields): replacing its maps redacts what they all export and leaves the live span untouched.
+        redact = self._redactor.redact_attributes
+        attributes = span._attributes
+        if attributes:
+            redacted = redact(attributes)
+            if redacted is not attributes:
+                span._attributes = redacted
+        events: Sequence[Event] = span._events
+        if events and any(event.attributes and redact(event.attributes) is not event.attributes for event in events):
+            span._events = tuple(Event(event.name, redact(event.attributes or {}), event.timestamp) for event in events)
+        links: Sequence[Link] = span._links
+        if links and any(link.attributes and redact(link.attributes) is not link.attributes for link in links):
+            span._links = tuple(Link(link.context, redact(link.attributes or {})) for link in links)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class RedactingLogRecordProcessor(LogRecordProcessor):
+    """Redacts each emitted log record's attributes and body for the processors after it."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._redactor = redactor
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        record = log_record.log_record
+        attributes = record.attributes
+        if attributes:
+            redacted = self._redactor.redact_attributes(attributes)
+            if redacted is not attributes:
+                for key, value in redacted.items():
+                    if value is not attributes[key]:
+                        attributes[key] = value  # type: ignore[index]  # the SDK's mutable BoundedAttributes
+        record.body = self._body(record.body)
+
+    def _body(self, body: Any) -> Any:
+        if isinstance(body, str):
+            return self._redactor.redact_url(body)
+        if isinstance(body, Mapping):
+            return self._redactor.redact_attributes(body)
+        return body
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def redact_before_export(tracer_provider: TracerProvider, logger_provider: LoggerProvider, redactor: Redactor) -> None:
+    """Put the redacting processors first in both providers (ahead of the batch processors from the config)."""
+    spans = tracer_provider._active_span_processor
+    with spans._lock:
+        spans._span_processors = (RedactingSpanProcessor(redactor), *spans._span_processors)
+    logs = logger_provider._multi_log_record_processor
+    with logs._lock:
+        logs._log_record_processors = (RedactingLogRecordProcessor(redactor), *logs._log_record_processors)
