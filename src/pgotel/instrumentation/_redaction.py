@@ -7,7 +7,7 @@ secret query parameters and URL passwords replaced (see `pgotel.config.Redactor`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -28,26 +28,40 @@ class RedactingSpanProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        # `span` is the SDK's read-only copy handed to every processor in turn (the pinned SDK's private
-        # fields): replacing its maps redacts what they all export and leaves the live span untouched.
+        # `span` is the SDK's read-only copy handed to every processor in turn: replacing its maps redacts what
+        # they all export and leaves the live span untouched. The pinned SDK's private fields are read directly:
+        # its containers' Python-level `len` and iteration (under a lock) would cost more than the check itself.
         redact = self._redactor.redact_attributes
-        attributes = span._attributes
+        attributes = _plain(span._attributes)
         if attributes:
             redacted = redact(attributes)
             if redacted is not attributes:
                 span._attributes = redacted
-        events: Sequence[Event] = span._events
-        if events and any(event.attributes and redact(event.attributes) is not event.attributes for event in events):
-            span._events = tuple(Event(event.name, redact(event.attributes or {}), event.timestamp) for event in events)
-        links: Sequence[Link] = span._links
-        if links and any(link.attributes and redact(link.attributes) is not link.attributes for link in links):
-            span._links = tuple(Link(link.context, redact(link.attributes or {})) for link in links)
+        events: Sequence[Event] = getattr(span._events, "_dq", span._events)
+        if events and any(_needs_redaction(redact, event.attributes) for event in events):
+            span._events = tuple(
+                Event(event.name, redact(_plain(event.attributes) or {}), event.timestamp) for event in events
+            )
+        links: Sequence[Link] = getattr(span._links, "_dq", span._links)
+        if links and any(_needs_redaction(redact, link.attributes) for link in links):
+            span._links = tuple(Link(link.context, redact(_plain(link.attributes) or {})) for link in links)
 
     def shutdown(self) -> None:
         pass
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True
+
+
+def _plain(attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The plain dict inside the SDK's BoundedAttributes (immutable once its span ended), or `attributes`."""
+    inner = getattr(attributes, "_dict", None)
+    return inner if type(inner) is dict else attributes
+
+
+def _needs_redaction(redact: Callable[[Mapping[str, Any]], Mapping[str, Any]], attributes: Any) -> bool:
+    plain = _plain(attributes)
+    return plain is not None and bool(plain) and redact(plain) is not plain
 
 
 class RedactingLogRecordProcessor(LogRecordProcessor):
@@ -58,13 +72,13 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record
-        attributes = record.attributes
+        attributes = _plain(record.attributes)
         if attributes:
             redacted = self._redactor.redact_attributes(attributes)
             if redacted is not attributes:
                 for key, value in redacted.items():
                     if value is not attributes[key]:
-                        attributes[key] = value  # type: ignore[index]  # the SDK's mutable BoundedAttributes
+                        record.attributes[key] = value  # type: ignore[index]  # the SDK's mutable BoundedAttributes
         record.body = self._body(record.body)
 
     def _body(self, body: Any) -> Any:
