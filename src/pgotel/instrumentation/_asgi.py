@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgotel.config import Redactor
-from pgotel.instrumentation._durations import RequestDurations
+from pgotel.instrumentation._durations import RequestDurations, outcome_attributes
 from pgotel.instrumentation._routes import RouteNamer, new_route_report
 
 TRACE_ID_HEADER = "X-Trace-ID"
@@ -163,15 +163,8 @@ class ServerTelemetryMiddleware:
             span_context if span_context.trace_flags.sampled else None,
         )
         if span.is_recording():
-            attributes: dict[str, Any] = {
-                "http.request.method": method_attribute,
-                "http.route": route,
-                "http.response.status_code": status_attribute,
-            }
-            if failed:
-                attributes["error.type"] = error_type
             span.update_name(f"{span_method} {route}")
-            span.set_attributes(attributes)
+            span.set_attributes(outcome_attributes(method_attribute, route, status_attribute, error_type))
             if error is not None:
                 span.record_exception(error)
             if failed:

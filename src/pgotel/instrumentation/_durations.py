@@ -160,10 +160,8 @@ class _Series:
         )
 
 
-def _attributes(key: SeriesKey) -> dict[str, Any]:
-    if key == _OVERFLOW:
-        return {"otel.metric.overflow": True}
-    method, route, status_code, error_type = key
+def outcome_attributes(method: str, route: str, status_code: int, error_type: str) -> dict[str, Any]:
+    """The attributes that name a request's endpoint and outcome: its series here, and its server span's too."""
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "http.route": route,
@@ -172,6 +170,10 @@ def _attributes(key: SeriesKey) -> dict[str, Any]:
     if error_type:
         attributes["error.type"] = error_type
     return attributes
+
+
+def _attributes(key: SeriesKey) -> dict[str, Any]:
+    return {"otel.metric.overflow": True} if key == _OVERFLOW else outcome_attributes(*key)
 
 
 class _ReaderStream:
