@@ -139,7 +139,7 @@ _SCRIPT_WITHOUT_CONFIG_FILE = """
 import httpx
 import anyio
 from fastapi import FastAPI
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 
 app = FastAPI()
 
@@ -153,19 +153,22 @@ async def main() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
         for n in range(3):
             assert (await client.get(f"/items/{n}")).status_code == 200
+    with trace.get_tracer("script").start_as_current_span("charge", attributes={"api_key": "PLANTED-KEY"}):
+        pass
     metrics.get_meter_provider().force_flush()
+    trace.get_tracer_provider().force_flush()
 
 anyio.run(main)
 """
 
 
-def test_an_sdk_configured_from_environment_variables_gets_the_request_durations(tmp_path: Path) -> None:
-    # No OTEL_CONFIG_FILE: the SDK builds its MeterProvider from OTEL_* variables (a console exporter here);
-    # pgotel's instrumentor still measures every request through that provider's readers.
+def test_an_sdk_configured_from_environment_variables_gets_durations_and_redaction(tmp_path: Path) -> None:
+    # No OTEL_CONFIG_FILE: the SDK builds its providers from OTEL_* variables (console exporters here);
+    # pgotel's instrumentor still measures every request through that provider's readers, and redacts.
     (tmp_path / "script.py").write_text(_SCRIPT_WITHOUT_CONFIG_FILE)
     (tmp_path / "otel-config.yaml").write_text('file_format: "1.0"\npgotel: {dashboard: {enabled: false}}\n')
     env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
-    env.update(OTEL_METRICS_EXPORTER="console", OTEL_TRACES_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    env.update(OTEL_METRICS_EXPORTER="console", OTEL_TRACES_EXPORTER="console", OTEL_LOGS_EXPORTER="none")
     bin_dir = Path(sys.executable).parent
     result = subprocess.run(
         [bin_dir / "opentelemetry-instrument", sys.executable, "script.py"],
@@ -176,7 +179,10 @@ def test_an_sdk_configured_from_environment_variables_gets_the_request_durations
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    exported, _ = json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{") :])  # the one export
+    assert '"name": "charge"' in result.stdout
+    assert "PLANTED-KEY" not in result.stdout
+    metrics_export = result.stdout[result.stdout.index('{\n    "resource_metrics"') :]
+    exported, _ = json.JSONDecoder().raw_decode(metrics_export)
     [point] = [
         point
         for resource_metrics in exported["resource_metrics"]

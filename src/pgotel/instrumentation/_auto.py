@@ -16,7 +16,7 @@ from typing import Any
 
 import fastapi.applications
 from fastapi import FastAPI
-from opentelemetry import metrics, trace
+from opentelemetry import _logs, metrics, trace
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]  # an untyped module
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_CONFIGURATOR
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -25,10 +25,11 @@ from opentelemetry.sdk.environment_variables import OTEL_CONFIG_FILE
 from opentelemetry.util._importlib_metadata import EntryPoint
 
 from pgotel._setup import PgOtel, _tie_to_lifespan, setup
-from pgotel.config import HistogramShape, PgotelConfigError, PgotelSettings, active_settings
+from pgotel.config import HistogramShape, PgotelConfigError, PgotelSettings, Redactor, active_settings
 from pgotel.instrumentation._clients import instrument_clients
 from pgotel.instrumentation._durations import RequestDurations
 from pgotel.instrumentation._fastapi import instrument_app, request_durations
+from pgotel.instrumentation._redaction import redact_before_export
 
 ENTRY_POINT_NAME = "pgotel"
 # Stock instrumentors whose work pgotel does itself: server telemetry (the FastAPI one would wrap every app
@@ -85,6 +86,10 @@ class PgotelInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         except PgotelConfigError as exc:
             _logger.error("pgotel: FastAPI apps are not instrumented: %s", exc)
             return
+        if _pipeline is None:
+            # The SDK built its providers from OTEL_* variables: its exporters get redacted telemetry too.
+            redactor = Redactor.from_settings(settings.redaction)
+            redact_before_export(trace.get_tracer_provider(), _logs.get_logger_provider(), redactor)
         original_init = fastapi.applications.FastAPI.__init__
         PgotelInstrumentor._original_init = original_init
 

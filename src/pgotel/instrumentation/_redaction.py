@@ -95,11 +95,14 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
         return True
 
 
-def redact_before_export(tracer_provider: TracerProvider, logger_provider: LoggerProvider, redactor: Redactor) -> None:
-    """Put the redacting processors first in both providers (ahead of the batch processors from the config)."""
-    spans = tracer_provider._active_span_processor
-    with spans._lock:
-        spans._span_processors = (RedactingSpanProcessor(redactor), *spans._span_processors)
-    logs = logger_provider._multi_log_record_processor
-    with logs._lock:
-        logs._log_record_processors = (RedactingLogRecordProcessor(redactor), *logs._log_record_processors)
+def redact_before_export(tracer_provider: object, logger_provider: object, redactor: Redactor) -> None:
+    """Put the redacting processors first in both providers (ahead of the exporting processors already there).
+    Providers other than the SDK's have no processors to go before, and are left alone."""
+    if isinstance(tracer_provider, TracerProvider):
+        spans = tracer_provider._active_span_processor
+        with spans._lock:
+            spans._span_processors = (RedactingSpanProcessor(redactor), *spans._span_processors)
+    if isinstance(logger_provider, LoggerProvider):
+        logs = logger_provider._multi_log_record_processor
+        with logs._lock:
+            logs._log_record_processors = (RedactingLogRecordProcessor(redactor), *logs._log_record_processors)
