@@ -136,10 +136,11 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
     path = Path(config if config is not None else os.environ.get("OTEL_CONFIG_FILE") or DEFAULT_CONFIG_FILE)
     loaded = load_config(path)
     activate(loaded)
-    handle = _build_pipeline(loaded)
+    redactor = Redactor.from_settings(loaded.settings.redaction)
+    handle = _build_pipeline(loaded, redactor)
     _set_globals_once(handle)
     pgotel_tracer_provider.bind(handle.tracer_provider)
-    use_redactor(Redactor.from_settings(loaded.settings.redaction))
+    use_redactor(redactor)
     instrument_clients()
     atexit.register(handle.shutdown)
     if app is not None:
@@ -168,7 +169,7 @@ def _freeze_gc() -> None:
     gc.freeze()
 
 
-def _build_pipeline(loaded: LoadedConfig) -> PgOtel:
+def _build_pipeline(loaded: LoadedConfig, redactor: Redactor) -> PgOtel:
     otel = loaded.otel
     built: list[TracerProvider | MeterProvider | LoggerProvider] = []
     try:
@@ -191,7 +192,7 @@ def _build_pipeline(loaded: LoadedConfig) -> PgOtel:
     assert isinstance(tracer_provider, TracerProvider)
     assert isinstance(meter_provider, MeterProvider)
     assert isinstance(logger_provider, LoggerProvider)
-    redact_before_export(tracer_provider, logger_provider, Redactor.from_settings(loaded.settings.redaction))
+    redact_before_export(tracer_provider, logger_provider, redactor)
     return PgOtel(
         config=loaded,
         tracer_provider=tracer_provider,

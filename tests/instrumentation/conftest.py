@@ -19,8 +19,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Sampler
 from starlette.applications import Starlette
 
-from pgotel.config import HistogramShape, PgotelSettings
-from pgotel.instrumentation import RequestDurations, instrument_app, pgotel_tracer_provider, request_durations
+from pgotel.config import HistogramShape, PgotelSettings, RedactionSettings, Redactor
+from pgotel.instrumentation import (
+    RequestDurations,
+    instrument_app,
+    pgotel_tracer_provider,
+    redact_before_export,
+    request_durations,
+)
 
 
 @dataclass
@@ -68,6 +74,8 @@ def make_telemetry(sampler: Sampler | None = None) -> Telemetry:
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
     durations = request_durations(meter_provider, HistogramShape())
+    # As setup() builds the pipeline: secrets are redacted by processors ahead of the exporting ones.
+    redact_before_export(tracer_provider, logger_provider, Redactor.from_settings(RedactionSettings()))
     return Telemetry(tracer_provider, meter_provider, logger_provider, spans, metrics, logs, durations)
 
 

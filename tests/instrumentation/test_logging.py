@@ -9,11 +9,9 @@ import pytest
 import structlog
 from fastapi import FastAPI
 
-from pgotel.config import RedactionSettings, Redactor
 from pgotel.instrumentation import (
     add_trace_context,
     instrument_logging,
-    redact_before_export,
     redact_secrets,
     uninstrument_logging,
 )
@@ -22,10 +20,7 @@ from tests.instrumentation.conftest import Telemetry, client_for, instrumented
 
 @pytest.fixture
 def exported_logs(telemetry: Telemetry) -> Iterator[Telemetry]:
-    """The logs pipeline as setup() builds it: the redacting processor first, then the root handler."""
-    redact_before_export(
-        telemetry.tracer_provider, telemetry.logger_provider, Redactor.from_settings(RedactionSettings())
-    )
+    """The root handler on the in-memory pipeline (whose redacting processor comes first, as in setup())."""
     handler = instrument_logging(telemetry.logger_provider)
     yield telemetry
     uninstrument_logging(handler)

@@ -16,7 +16,6 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pgotel.config import Redactor
 from pgotel.instrumentation._durations import RequestDurations, outcome_attributes
 from pgotel.instrumentation._routes import RouteNamer, new_route_report
 
@@ -39,14 +38,12 @@ class ServerTelemetryMiddleware:
         tracer: trace.Tracer,
         durations: RequestDurations,
         routes: RouteNamer,
-        redactor: Redactor,
         excluded_prefixes: tuple[str, ...],
     ) -> None:
         self.app = app
         self._tracer = tracer
         self._durations = durations
         self._routes = routes
-        self._redactor = redactor
         self._excluded_prefixes = excluded_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,7 +122,7 @@ class ServerTelemetryMiddleware:
             attributes["http.request.method_original"] = method
         query: bytes = scope.get("query_string", b"")
         if query:
-            attributes["url.query"] = self._redactor.redact_url(query.decode("latin-1"))
+            attributes["url.query"] = query.decode("latin-1")  # redacted as the span ends (redact_before_export)
         server = scope.get("server")
         if server:
             attributes["server.address"] = server[0]

@@ -7,7 +7,7 @@ from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from pgotel.config import HistogramShape, PgotelSettings, Redactor
+from pgotel.config import HistogramShape, PgotelSettings
 from pgotel.instrumentation._asgi import ServerTelemetryMiddleware
 from pgotel.instrumentation._durations import RequestDurations
 from pgotel.instrumentation._routes import RouteNamer
@@ -41,7 +41,6 @@ def instrument_app(
     dashboard = settings.dashboard
     excluded_prefixes = (dashboard.path, dashboard.api_path) if dashboard.enabled else ()
     routes = RouteNamer(settings.limits.max_routes)
-    redactor = Redactor.from_settings(settings.redaction)
     tracer = tracer_provider.get_tracer(INSTRUMENTATION_SCOPE)
     build_inner_stack = app.build_middleware_stack
 
@@ -51,7 +50,6 @@ def instrument_app(
             tracer=tracer,
             durations=durations,
             routes=routes,
-            redactor=redactor,
             excluded_prefixes=excluded_prefixes,
         )
 
