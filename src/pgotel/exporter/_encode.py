@@ -20,23 +20,6 @@ _TRUNCATED = "...[truncated]"
 _INT64 = 1 << 63
 
 
-def sdk_attributes(attributes: Any) -> tuple[Mapping[str, Any], int]:
-    """The plain dict inside the SDK's BoundedAttributes (immutable once its span ended) and its dropped
-    count. Through its public Mapping interface every key costs a lock and several calls."""
-    inner = getattr(attributes, "_dict", None)
-    if type(inner) is dict:  # checked first: BoundedAttributes' own truth test is a Python-level __len__
-        return inner, attributes.dropped
-    return attributes or {}, 0
-
-
-def sdk_sequence(items: Any) -> tuple[Sequence[Any], int]:
-    """The deque inside the SDK's BoundedList (events, links) and its dropped count, without its lock."""
-    inner = getattr(items, "_dq", None)
-    if inner is not None:
-        return inner, items.dropped
-    return items or (), 0
-
-
 def signed64(unsigned: int) -> int:
     """A 64-bit OTel span id as PostgreSQL's signed bigint (two's complement)."""
     return unsigned - (1 << 64) if unsigned >= _INT64 else unsigned

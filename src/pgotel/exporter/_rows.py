@@ -36,8 +36,9 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link
 
+from pgotel._sdk import sdk_attributes, sdk_sequence
 from pgotel.db import Row, row_timestamp
-from pgotel.exporter._encode import ValueEncoder, sdk_attributes, sdk_sequence, signed64
+from pgotel.exporter._encode import ValueEncoder, signed64
 
 METRIC_KIND = {Gauge: 1, Sum: 2, Histogram: 3, ExponentialHistogram: 4}
 _UNKNOWN_SERVICE = "unknown_service"

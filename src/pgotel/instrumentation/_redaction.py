@@ -7,7 +7,7 @@ secret query parameters and URL passwords replaced (see `pgotel.config.Redactor`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.context import Context
@@ -15,6 +15,7 @@ from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWrit
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import Link
 
+from pgotel._sdk import sdk_attributes, sdk_sequence
 from pgotel.config import Redactor
 
 
@@ -29,22 +30,21 @@ class RedactingSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         # `span` is the SDK's read-only copy handed to every processor in turn: replacing its maps redacts what
-        # they all export and leaves the live span untouched. The pinned SDK's private fields are read directly:
-        # its containers' Python-level `len` and iteration (under a lock) would cost more than the check itself.
+        # they all export and leaves the live span untouched.
         redact = self._redactor.redact_attributes
-        attributes = _plain(span._attributes)
+        attributes, _ = sdk_attributes(span._attributes)
         if attributes:
             redacted = redact(attributes)
             if redacted is not attributes:
                 span._attributes = redacted
-        events: Sequence[Event] = getattr(span._events, "_dq", span._events)
+        events, _ = sdk_sequence(span._events)
         if events and any(_needs_redaction(redact, event.attributes) for event in events):
             span._events = tuple(
-                Event(event.name, redact(_plain(event.attributes) or {}), event.timestamp) for event in events
+                Event(event.name, redact(sdk_attributes(event.attributes)[0]), event.timestamp) for event in events
             )
-        links: Sequence[Link] = getattr(span._links, "_dq", span._links)
+        links, _ = sdk_sequence(span._links)
         if links and any(_needs_redaction(redact, link.attributes) for link in links):
-            span._links = tuple(Link(link.context, redact(_plain(link.attributes) or {})) for link in links)
+            span._links = tuple(Link(link.context, redact(sdk_attributes(link.attributes)[0])) for link in links)
 
     def shutdown(self) -> None:
         pass
@@ -53,15 +53,9 @@ class RedactingSpanProcessor(SpanProcessor):
         return True
 
 
-def _plain(attributes: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
-    """The plain dict inside the SDK's BoundedAttributes (immutable once its span ended), or `attributes`."""
-    inner = getattr(attributes, "_dict", None)
-    return inner if type(inner) is dict else attributes
-
-
 def _needs_redaction(redact: Callable[[Mapping[str, Any]], Mapping[str, Any]], attributes: Any) -> bool:
-    plain = _plain(attributes)
-    return plain is not None and bool(plain) and redact(plain) is not plain
+    plain, _ = sdk_attributes(attributes)
+    return bool(plain) and redact(plain) is not plain
 
 
 class RedactingLogRecordProcessor(LogRecordProcessor):
@@ -72,7 +66,7 @@ class RedactingLogRecordProcessor(LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         record = log_record.log_record
-        attributes = _plain(record.attributes)
+        attributes, _ = sdk_attributes(record.attributes)
         if attributes:
             redacted = self._redactor.redact_attributes(attributes)
             if redacted is not attributes:
