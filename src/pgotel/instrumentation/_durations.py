@@ -273,7 +273,8 @@ class RequestDurations:
         for reader in meter_provider._metric_readers:
             temporality = (reader._preferred_temporality or {}).get(Histogram, AggregationTemporality.CUMULATIVE)
             stream = _ReaderStream(self._shape, temporality)
-            # The SDK annotates `_collect` loosely: it is called as (reader, timeout_millis=) -> MetricsData | None.
+            # Set by the provider's constructor; the SDK annotates it loosely: it is called as
+            # (reader, timeout_millis=) -> MetricsData | None.
             sdk_collect: Any = reader._collect
             reader._collect = _collect_with(sdk_collect, stream, meter_provider._sdk_config, scope)  # type: ignore[assignment]
             self._streams = (*self._streams, stream)
@@ -291,12 +292,12 @@ _SdkCollect = Callable[..., MetricsData | None]
 
 
 def _collect_with(
-    sdk_collect: _SdkCollect | None, stream: _ReaderStream, sdk_config: SdkConfiguration, scope: InstrumentationScope
+    sdk_collect: _SdkCollect, stream: _ReaderStream, sdk_config: SdkConfiguration, scope: InstrumentationScope
 ) -> _SdkCollect:
     """A reader's collection callback that adds the request-duration metric to what the SDK collected."""
 
     def collect(reader: MetricReader, timeout_millis: float = 10_000) -> MetricsData | None:
-        data = sdk_collect(reader, timeout_millis=timeout_millis) if sdk_collect is not None else None
+        data = sdk_collect(reader, timeout_millis=timeout_millis)
         try:
             metric = stream.collect()
         except Exception:
