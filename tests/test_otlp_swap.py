@@ -106,3 +106,70 @@ def test_secrets_are_redacted_before_the_otlp_exporter_too(
     assert [
         planted for planted in (b"PLANTED-1", b"PLANTED-2", b"PLANTED-3", b"PLANTED-4", b"PLANTED-5") if planted in sent
     ] == []
+
+
+def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
+    receiver: _Receiver, repo_root: Path, tmp_path: Path
+) -> None:
+    base = f"http://127.0.0.1:{receiver.server_address[1]}"
+    handle = pgotel.setup(config=_otlp_config(repo_root, tmp_path, base))
+    try:
+        tracer = handle.tracer_provider.get_tracer("swap")
+        with tracer.start_as_current_span("before"):
+            pass
+        # A lone surrogate (text decoded with surrogateescape) and an integer beyond 64 bits.
+        with tracer.start_as_current_span("report-\udcff", attributes={"bytes.total": 2**70}) as span:
+            span.add_event("read \udcfe", {"file": "data-\udcfd.csv"})
+        with tracer.start_as_current_span("after"):
+            pass
+        logging.getLogger("swap.app").warning("opened %s", "photo-\udce9.jpg")
+        handle.logger_provider.get_logger("swap.api").emit(body={"unsupported": {1, 2}, "large": -(2**64)})
+        logging.getLogger("swap.app").warning("a clean line")
+        assert handle.force_flush(10_000)
+    finally:
+        handle.shutdown()
+
+    traces = ExportTraceServiceRequest()
+    for body in receiver.bodies["/v1/traces"]:
+        traces.MergeFromString(body)
+    spans = {span.name: span for rs in traces.resource_spans for ss in rs.scope_spans for span in ss.spans}
+    assert set(spans) == {"before", "report-?", "after"}
+    report = spans["report-?"]
+    assert [(kv.key, kv.value.string_value) for kv in report.attributes] == [("bytes.total", str(2**70))]
+    assert [(event.name, event.attributes[0].value.string_value) for event in report.events] == [
+        ("read ?", "data-?.csv")
+    ]
+
+    logs = ExportLogsServiceRequest()
+    for body in receiver.bodies["/v1/logs"]:
+        logs.MergeFromString(body)
+    records = [record for rl in logs.resource_logs for sl in rl.scope_logs for record in sl.log_records]
+    assert [record.body.string_value for record in records if record.body.HasField("string_value")] == [
+        "opened photo-?.jpg",
+        "a clean line",
+    ]
+    (structured,) = [record.body.kvlist_value for record in records if record.body.HasField("kvlist_value")]
+    assert {kv.key: kv.value.string_value for kv in structured.values} == {
+        "unsupported": "{1, 2}",
+        "large": str(-(2**64)),
+    }
+
+    metrics = ExportMetricsServiceRequest()
+    for body in receiver.bodies["/v1/metrics"]:
+        metrics.MergeFromString(body)
+    counted: dict[tuple[str, str], int] = {}
+    for rm in metrics.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "pgotel.otlp.sanitized":
+                    for point in metric.sum.data_points:
+                        labels = {kv.key: kv.value.string_value for kv in point.attributes}
+                        key = (labels["signal"], labels["reason"])
+                        counted[key] = max(counted.get(key, 0), point.as_int)
+    assert counted == {
+        ("spans", "invalid_unicode"): 3,
+        ("spans", "integer_out_of_range"): 1,
+        ("logs", "invalid_unicode"): 1,
+        ("logs", "unsupported_type"): 1,
+        ("logs", "integer_out_of_range"): 1,
+    }

@@ -43,6 +43,7 @@ from pgotel.config import (
 from pgotel.exporter import flush_shared_writer
 from pgotel.instrumentation import (
     RequestDurations,
+    guard_otlp_exporters,
     instrument_app,
     instrument_clients,
     instrument_logging,
@@ -193,6 +194,7 @@ def _build_pipeline(loaded: LoadedConfig, redactor: Redactor) -> PgOtel:
     assert isinstance(meter_provider, MeterProvider)
     assert isinstance(logger_provider, LoggerProvider)
     redact_before_export(tracer_provider, logger_provider, redactor)
+    guard_otlp_exporters(tracer_provider, logger_provider, meter_provider)
     return PgOtel(
         config=loaded,
         tracer_provider=tracer_provider,

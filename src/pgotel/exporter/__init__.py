@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgotel.exporter._accounting import Accounting
+from pgotel.exporter._accounting import Accounting, RateLimitedLog
 from pgotel.exporter._exporters import (
     DELTA_PREFERENCE,
     PostgresLogExporter,
@@ -17,6 +17,7 @@ __all__ = [
     "PostgresLogExporter",
     "PostgresMetricExporter",
     "PostgresSpanExporter",
+    "RateLimitedLog",
     "TelemetryWriter",
     "flush_shared_writer",
 ]

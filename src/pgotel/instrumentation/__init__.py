@@ -7,6 +7,7 @@ from pgotel.instrumentation._clients import instrument_clients
 from pgotel.instrumentation._durations import RequestDurations
 from pgotel.instrumentation._fastapi import INSTRUMENTATION_SCOPE, instrument_app, request_durations
 from pgotel.instrumentation._logging import instrument_logging, uninstrument_logging
+from pgotel.instrumentation._otlp_guard import guard_otlp_exporters
 from pgotel.instrumentation._redaction import redact_before_export
 from pgotel.instrumentation._routes import OVERFLOW_ROUTE, RouteNamer, normalise_path
 from pgotel.instrumentation._structlog import add_trace_context, redact_secrets, use_redactor
@@ -22,6 +23,7 @@ __all__ = [
     "RouteNamer",
     "ServerTelemetryMiddleware",
     "add_trace_context",
+    "guard_otlp_exporters",
     "instrument_app",
     "instrument_clients",
     "instrument_logging",

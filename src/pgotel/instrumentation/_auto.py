@@ -29,6 +29,7 @@ from pgotel.config import HistogramShape, PgotelConfigError, PgotelSettings, Red
 from pgotel.instrumentation._clients import instrument_clients
 from pgotel.instrumentation._durations import RequestDurations
 from pgotel.instrumentation._fastapi import instrument_app, request_durations
+from pgotel.instrumentation._otlp_guard import guard_otlp_exporters
 from pgotel.instrumentation._redaction import redact_before_export
 
 ENTRY_POINT_NAME = "pgotel"
@@ -87,9 +88,11 @@ class PgotelInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _logger.error("pgotel: FastAPI apps are not instrumented: %s", exc)
             return
         if _pipeline is None:
-            # The SDK built its providers from OTEL_* variables: its exporters get redacted telemetry too.
+            # The SDK built its providers from OTEL_* variables: its exporters get redacted telemetry too, and
+            # its OTLP exporters telemetry they can encode.
             redactor = Redactor.from_settings(settings.redaction)
             redact_before_export(trace.get_tracer_provider(), _logs.get_logger_provider(), redactor)
+            guard_otlp_exporters(trace.get_tracer_provider(), _logs.get_logger_provider(), metrics.get_meter_provider())
         original_init = fastapi.applications.FastAPI.__init__
         PgotelInstrumentor._original_init = original_init
 
