@@ -266,3 +266,27 @@ def test_setup_and_app_startup_freeze_the_objects_alive_then_unless_disabled(tmp
         assert at_startup - at_setup >= 40_000  # and, once the app has started, what its lifespan built
     else:
         assert at_setup == at_startup == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "set_by_app", "expected"),
+    [
+        ("", None, (10_000, 10, 10)),  # the default
+        ("  gc_young_threshold: 0\n", None, (700, 10, 10)),  # left alone
+        ("  gc_young_threshold: 2000\n", (50_000, 20, 5), (50_000, 20, 5)),  # the app's higher one is kept
+    ],
+)
+def test_setup_raises_the_young_gc_threshold_unless_told_not_to(
+    tmp_path: Path, setting: str, set_by_app: tuple[int, int, int] | None, expected: tuple[int, int, int]
+) -> None:
+    config = tmp_path / "otel-config.yaml"
+    config.write_text(CONSOLE_CONFIG + setting)
+    script = (
+        "import gc, pgotel\n"
+        + (f"gc.set_threshold{set_by_app}\n" if set_by_app else "")
+        + f"pgotel.setup(config={str(config)!r})\n"
+        + "print('THRESHOLD', *gc.get_threshold())\n"
+    )
+    # A fresh interpreter: the thresholds are process-wide.
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert tuple(int(n) for n in result.stdout.split("THRESHOLD", 1)[1].split()) == expected

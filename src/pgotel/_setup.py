@@ -153,9 +153,25 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
         )
         _tie_to_lifespan(app, handle, freeze=loaded.settings.freeze_gc)
         _mount_dashboard(app, loaded.settings)
+    _raise_gc_threshold(loaded.settings.gc_young_threshold)
     if loaded.settings.freeze_gc:
         _freeze_gc()  # last: the instrumented app and its dashboard are long-lived too
     return handle
+
+
+def _raise_gc_threshold(young: int) -> None:
+    """Raise the collector's first threshold to `young` (0: leave it alone; a higher one is kept).
+
+    A young collection starts once allocations outnumber deallocations by the threshold (700 by default),
+    and the count restarts from zero at each collection, so objects freed after one never make up for
+    their allocation. A batch span processor frees each span (a dozen tracked objects) after its batch is
+    exported, up to `schedule_delay` later: under load every span's objects count in full, and young
+    collections, each scanning the objects of every request in flight, came every ~20 requests and cost
+    the benchmark app ~30 us per request (uvicorn, 16 connections). Uninstrumented, or with spans freed as
+    they end, that app collects about once per 1,000 requests."""
+    threshold, *older = gc.get_threshold()
+    if young > threshold:
+        gc.set_threshold(young, *older)
 
 
 def _freeze_gc() -> None:

@@ -54,6 +54,7 @@ def test_unknown_pgotel_key_is_named(tmp_path: Path) -> None:
         ("database:\n    dsn: mysql://x", r"pgotel\.database\.dsn: .*pattern"),
         ("dashboard:\n    path: 'no-slash'", r"pgotel\.dashboard\.path: "),
         ("limits:\n    max_routes: 1", r"pgotel\.limits\.max_routes: .*greater than or equal to 10"),
+        ("gc_young_threshold: -5", r"pgotel\.gc_young_threshold: .*greater than or equal to 0"),
     ],
 )
 def test_bad_values_are_named_with_what_is_expected(tmp_path: Path, section: str, expected: str) -> None:

@@ -112,6 +112,7 @@ class PgotelSettings(_Section):
 
     service_name: str | None = None
     freeze_gc: bool = True  # objects alive at setup and app startup skip full GC scans (_setup._freeze_gc)
+    gc_young_threshold: int = Field(default=10_000, ge=0)  # 0: leave gc thresholds alone (_setup._raise_gc_threshold)
     database: DatabaseSettings = DatabaseSettings()
     retention: RetentionSettings = RetentionSettings()
     redaction: RedactionSettings = RedactionSettings()
