@@ -61,10 +61,6 @@ class SanitizedCount:
                 count, signal, _EXPLANATIONS.get(reason, reason), key=f"otlp/{signal}/{reason}",
             )  # fmt: skip
 
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return {f"{signal}/{reason}": count for (signal, reason), count in self._counts.items()}
-
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
             items = list(self._counts.items())
