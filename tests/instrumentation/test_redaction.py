@@ -5,7 +5,7 @@ from __future__ import annotations
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext
@@ -49,6 +49,24 @@ def test_span_attributes_events_and_links_are_redacted_for_every_exporter() -> N
     assert exported.links[0].context == linked
     assert span.attributes is not None
     assert span.attributes["api_key"] == "PLANTED-1"  # the live span is untouched
+
+
+def test_redacted_spans_keep_the_count_of_attributes_the_sdk_dropped() -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider(span_limits=SpanLimits(max_span_attributes=2, max_event_attributes=1))
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    redact_before_export(tracer_provider, None, Redactor.from_settings(RedactionSettings()))
+    attributes = {"a": 1, "b": 2, "c": 3, "api_key": "PLANTED"}  # the limit keeps the last two
+    with tracer_provider.get_tracer("shop").start_as_current_span("bulk", attributes=attributes) as span:
+        span.add_event("retry", {"attempt": 2, "token": "PLANTED"})
+
+    [exported] = spans.get_finished_spans()
+    assert dict(exported.attributes or {}) == {"c": 3, "api_key": _REDACTED}
+    assert exported.dropped_attributes == 2
+    [event] = exported.events
+    assert dict(event.attributes or {}) == {"token": _REDACTED}
+    assert exported.dropped_events == 0
+    assert event.dropped_attributes == 1
 
 
 def test_a_span_without_secrets_is_exported_as_is() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -32,19 +33,15 @@ class RedactingSpanProcessor(SpanProcessor):
         # `span` is the SDK's read-only copy handed to every processor in turn: replacing its maps redacts what
         # they all export and leaves the live span untouched.
         redact = self._redactor.redact_attributes
-        attributes, _ = sdk_attributes(span._attributes)
-        if attributes:
-            redacted = redact(attributes)
-            if redacted is not attributes:
-                span._attributes = redacted
+        span._attributes = _redacted(redact, span._attributes)
         events, _ = sdk_sequence(span._events)
-        if events and any(_needs_redaction(redact, event.attributes) for event in events):
+        if events and any(_redacted(redact, event.attributes) is not event.attributes for event in events):
             span._events = tuple(
-                Event(event.name, redact(sdk_attributes(event.attributes)[0]), event.timestamp) for event in events
+                Event(event.name, _redacted(redact, event.attributes), event.timestamp) for event in events
             )
         links, _ = sdk_sequence(span._links)
-        if links and any(_needs_redaction(redact, link.attributes) for link in links):
-            span._links = tuple(Link(link.context, redact(sdk_attributes(link.attributes)[0])) for link in links)
+        if links and any(_redacted(redact, link.attributes) is not link.attributes for link in links):
+            span._links = tuple(Link(link.context, _redacted(redact, link.attributes)) for link in links)
 
     def shutdown(self) -> None:
         pass
@@ -53,9 +50,20 @@ class RedactingSpanProcessor(SpanProcessor):
         return True
 
 
-def _needs_redaction(redact: Callable[[Mapping[str, Any]], Mapping[str, Any]], attributes: Any) -> bool:
-    plain, _ = sdk_attributes(attributes)
-    return bool(plain) and redact(plain) is not plain
+def _redacted(redact: Callable[[Mapping[str, Any]], Mapping[str, Any]], attributes: Any) -> Any:
+    """`attributes` itself when nothing in it is secret; else its redacted copy, which keeps the count of
+    attributes the SDK dropped (`dropped_attributes` reads it from a BoundedAttributes only)."""
+    plain, dropped = sdk_attributes(attributes)
+    if not plain:
+        return attributes
+    redacted = redact(plain)
+    if redacted is plain:
+        return attributes
+    if not dropped:
+        return redacted
+    kept = BoundedAttributes(attributes=redacted)
+    kept.dropped = dropped
+    return kept
 
 
 class RedactingLogRecordProcessor(LogRecordProcessor):
