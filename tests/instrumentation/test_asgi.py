@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 
 import httpx
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
-from opentelemetry.trace import SpanKind, StatusCode
+import pytest
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Span, SpanLimits, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind, StatusCode, TraceState
+from opentelemetry.util.types import Attributes
 
+from pgotel._sdk import attributes_read_at_start
 from pgotel.config import LimitSettings, PgotelSettings
 from pgotel.instrumentation import OVERFLOW_ROUTE
 from tests.instrumentation.conftest import Telemetry, client_for, instrumented, make_app, make_telemetry
@@ -203,3 +220,94 @@ async def test_secret_query_parameters_are_redacted_and_headers_not_captured(
     assert "PLANTED" not in exported
     assert span.attributes is not None
     assert span.attributes["url.query"] == "api_key=[REDACTED]&page=2&access_token=[REDACTED]"
+
+
+class _PathSampler(Sampler):
+    """Drops the requests to one path, as a user's sampler might drop health checks: it reads `url.path`."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        dropped = (attributes or {}).get("url.path") == "/items/0"
+        return SamplingResult(Decision.DROP if dropped else Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return "PathSampler"
+
+
+async def test_a_sampler_reading_attributes_gets_the_request_attributes_at_start() -> None:
+    pipeline = make_telemetry(sampler=_PathSampler())
+    async with client_for(instrumented(make_app(), pipeline)) as client:
+        await client.get("/items/0")
+        await client.get("/items/1")
+
+    [span] = pipeline.server_spans()
+    assert span.attributes is not None
+    assert span.attributes["url.path"] == "/items/1"
+
+
+class _StartRecorder(SpanProcessor):
+    def __init__(self) -> None:
+        self.seen: list[dict[str, object]] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.seen.append(dict(span.attributes or {}))
+
+
+async def test_a_span_processor_added_later_sees_the_request_attributes_at_start(
+    client: httpx.AsyncClient, telemetry: Telemetry
+) -> None:
+    await client.get("/items/1")
+    recorder = _StartRecorder()
+    telemetry.tracer_provider.add_span_processor(recorder)
+    await client.get("/items/2")
+
+    assert [attributes.get("url.path") for attributes in recorder.seen] == ["/items/2"]
+
+
+async def test_the_span_attribute_limits_apply_to_the_request_attributes() -> None:
+    pipeline = make_telemetry()
+    limits = SpanLimits(max_span_attributes=6, max_span_attribute_length=8)
+    pipeline.tracer_provider = TracerProvider(span_limits=limits)
+    pipeline.tracer_provider.add_span_processor(SimpleSpanProcessor(pipeline.spans))
+    async with client_for(instrumented(make_app(), pipeline)) as client:
+        await client.get("/items/123456789", headers={"user-agent": "a-very-long-agent"})
+
+    [span] = pipeline.server_spans()
+    assert dict(span.attributes or {}) == {  # the last six set, each value cut to 8 characters
+        "server.address": "testserv",
+        "client.address": "127.0.0.",
+        "user_agent.original": "a-very-l",
+        "http.request.method": "GET",
+        "http.route": "/items/{",
+        "http.response.status_code": 200,
+    }
+    assert span.dropped_attributes == 4
+
+
+@pytest.mark.parametrize(
+    ("sampler", "processor", "read"),
+    [
+        (ParentBased(ALWAYS_ON), None, False),
+        (ParentBasedTraceIdRatio(0.5), None, False),
+        (TraceIdRatioBased(0.1), None, False),
+        (_PathSampler(), None, True),
+        (ParentBased(_PathSampler()), None, True),
+        (ParentBased(ALWAYS_ON), _StartRecorder(), True),
+    ],
+)
+def test_attributes_are_given_at_start_when_a_sampler_or_processor_may_read_them(
+    sampler: Sampler, processor: SpanProcessor | None, read: bool
+) -> None:
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    if processor is not None:
+        provider.add_span_processor(processor)
+    assert attributes_read_at_start(provider.get_tracer("t")) is read

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 from time import perf_counter
-from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pgotel._sdk import add_plain_attributes, attributes_read_at_start
 from pgotel.instrumentation._durations import RequestDurations, outcome_attributes
+from pgotel.instrumentation._redaction import RedactingSpanProcessor
 from pgotel.instrumentation._routes import RouteNamer, new_route_report
 
 TRACE_ID_HEADER = "X-Trace-ID"
@@ -45,6 +46,8 @@ class ServerTelemetryMiddleware:
         self._durations = durations
         self._routes = routes
         self._excluded_prefixes = excluded_prefixes
+        self._checked_processors: object = None
+        self._attributes_at_start = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,9 +74,7 @@ class ServerTelemetryMiddleware:
         }
         # Without a propagation header every propagator extracts an empty context: skip the call.
         parent = Context() if headers.keys().isdisjoint(_PROPAGATION_HEADERS) else propagate.extract(headers)
-        span = self._tracer.start_span(
-            span_method, context=parent, kind=SpanKind.SERVER, attributes=self._request_attributes(scope, headers)
-        )
+        span = self._start_span(span_method, parent, self._request_attributes(scope, headers))
         token = context.attach(trace.set_span_in_context(span, parent))
         span_context = span.get_span_context()
         trace_id = format(span_context.trace_id, "032x")
@@ -110,9 +111,23 @@ class ServerTelemetryMiddleware:
                 # A telemetry defect must not turn a served request into a failed one.
                 _logger.exception("pgotel: recording the request telemetry failed")
 
-    def _request_attributes(self, scope: Scope, headers: dict[str, str]) -> dict[str, Any]:
+    def _start_span(self, name: str, parent: Context, attributes: dict[str, str | int]) -> trace.Span:
+        """The server span, with the request's attributes: given at start when a sampler or a span processor may
+        read them then, else written once it has started, without the SDK's validation of each value."""
+        processors = getattr(getattr(self._tracer, "span_processor", None), "_span_processors", None)
+        if processors is not self._checked_processors:
+            # The provider replaces this tuple whenever a processor is added: check again then.
+            self._checked_processors = processors
+            self._attributes_at_start = attributes_read_at_start(self._tracer, (RedactingSpanProcessor,))
+        if self._attributes_at_start:
+            return self._tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        span = self._tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+        add_plain_attributes(span, attributes)
+        return span
+
+    def _request_attributes(self, scope: Scope, headers: dict[str, str]) -> dict[str, str | int]:
         method: str = scope["method"]
-        attributes: dict[str, Any] = {
+        attributes: dict[str, str | int] = {
             "http.request.method": method if method in _KNOWN_METHODS else "_OTHER",
             "url.scheme": scope.get("scheme", "http"),
             "url.path": scope["path"],
@@ -161,7 +176,7 @@ class ServerTelemetryMiddleware:
         )
         if span.is_recording():
             span.update_name(f"{span_method} {route}")
-            span.set_attributes(outcome_attributes(method_attribute, route, status_attribute, error_type))
+            add_plain_attributes(span, outcome_attributes(method_attribute, route, status_attribute, error_type))
             if error is not None:
                 span.record_exception(error)
             if failed:

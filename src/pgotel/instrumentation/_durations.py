@@ -160,9 +160,9 @@ class _Series:
         )
 
 
-def outcome_attributes(method: str, route: str, status_code: int, error_type: str) -> dict[str, Any]:
+def outcome_attributes(method: str, route: str, status_code: int, error_type: str) -> dict[str, str | int]:
     """The attributes that name a request's endpoint and outcome: its series here, and its server span's too."""
-    attributes: dict[str, Any] = {
+    attributes: dict[str, str | int] = {
         "http.request.method": method,
         "http.route": route,
         "http.response.status_code": status_code,
