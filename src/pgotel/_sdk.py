@@ -67,7 +67,7 @@ def add_plain_attributes(span: trace.Span, attributes: Mapping[str, str | int]) 
     """Add attributes whose values are plain str and int to a live span: straight into the SDK span's map when
     its limits cannot apply to them (no value length limit, room under the count limit), else through
     `set_attributes`, which validates and applies the limits."""
-    if type(span) is Span and span.is_recording():
+    if isinstance(span, Span) and span.is_recording():
         bounded = span._attributes
         if (
             type(bounded) is BoundedAttributes
