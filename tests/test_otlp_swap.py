@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -57,16 +58,24 @@ def _otlp_config(repo_root: Path, tmp_path: Path, base: str) -> Path:
     return path
 
 
-def test_otlp_http_exporter_receives_all_three_signals(receiver: _Receiver, repo_root: Path, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _otlp_pipeline(receiver: _Receiver, repo_root: Path, tmp_path: Path) -> Iterator[pgotel.PgOtel]:
+    """`pgotel.setup()` with otel-config.yaml's exporters swapped for `otlp_http` to `receiver`; flushed and
+    shut down on exit."""
     base = f"http://127.0.0.1:{receiver.server_address[1]}"
     handle = pgotel.setup(config=_otlp_config(repo_root, tmp_path, base))
     try:
-        with handle.tracer_provider.get_tracer("swap").start_as_current_span("sent-over-otlp"):
-            logging.getLogger("swap.app").warning("a log line over otlp")
-        handle.meter_provider.get_meter("swap").create_counter("swap.count").add(3)
+        yield handle
         assert handle.force_flush(10_000)
     finally:
         handle.shutdown()
+
+
+def test_otlp_http_exporter_receives_all_three_signals(receiver: _Receiver, repo_root: Path, tmp_path: Path) -> None:
+    with _otlp_pipeline(receiver, repo_root, tmp_path) as handle:
+        with handle.tracer_provider.get_tracer("swap").start_as_current_span("sent-over-otlp"):
+            logging.getLogger("swap.app").warning("a log line over otlp")
+        handle.meter_provider.get_meter("swap").create_counter("swap.count").add(3)
 
     traces = ExportTraceServiceRequest.FromString(receiver.bodies["/v1/traces"][0])
     names = [span.name for rs in traces.resource_spans for ss in rs.scope_spans for span in ss.spans]
@@ -86,9 +95,7 @@ def test_otlp_http_exporter_receives_all_three_signals(receiver: _Receiver, repo
 def test_secrets_are_redacted_before_the_otlp_exporter_too(
     receiver: _Receiver, repo_root: Path, tmp_path: Path
 ) -> None:
-    base = f"http://127.0.0.1:{receiver.server_address[1]}"
-    handle = pgotel.setup(config=_otlp_config(repo_root, tmp_path, base))
-    try:
+    with _otlp_pipeline(receiver, repo_root, tmp_path) as handle:
         tracer = handle.tracer_provider.get_tracer("swap")
         attributes = {"api_key": "PLANTED-1", "url.full": "https://pay.example/v1?token=PLANTED-2"}
         with tracer.start_as_current_span("checkout", attributes=attributes) as span:
@@ -96,9 +103,6 @@ def test_secrets_are_redacted_before_the_otlp_exporter_too(
             logging.getLogger("swap.app").warning(
                 "calling https://pay.example/v1?secret=PLANTED-4", extra={"session_token": "PLANTED-5"}
             )
-        assert handle.force_flush(10_000)
-    finally:
-        handle.shutdown()
 
     sent = b"".join(body for bodies in receiver.bodies.values() for body in bodies)
     assert b"checkout" in sent
@@ -111,9 +115,7 @@ def test_secrets_are_redacted_before_the_otlp_exporter_too(
 def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
     receiver: _Receiver, repo_root: Path, tmp_path: Path
 ) -> None:
-    base = f"http://127.0.0.1:{receiver.server_address[1]}"
-    handle = pgotel.setup(config=_otlp_config(repo_root, tmp_path, base))
-    try:
+    with _otlp_pipeline(receiver, repo_root, tmp_path) as handle:
         tracer = handle.tracer_provider.get_tracer("swap")
         with tracer.start_as_current_span("before"):
             pass
@@ -125,9 +127,6 @@ def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
         logging.getLogger("swap.app").warning("opened %s", "photo-\udce9.jpg")
         handle.logger_provider.get_logger("swap.api").emit(body={"unsupported": {1, 2}, "large": -(2**64)})
         logging.getLogger("swap.app").warning("a clean line")
-        assert handle.force_flush(10_000)
-    finally:
-        handle.shutdown()
 
     traces = ExportTraceServiceRequest()
     for body in receiver.bodies["/v1/traces"]:

@@ -15,8 +15,8 @@ import copy
 import dataclasses
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -34,6 +34,7 @@ from opentelemetry.trace import Link, Status
 from pgotel._sdk import sdk_attributes, sdk_sequence
 from pgotel.exporter import RateLimitedLog
 
+_Item = TypeVar("_Item")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _OTLP_MODULE = "opentelemetry.exporter.otlp."
 _EXPLANATIONS = {
@@ -164,6 +165,16 @@ def encodable_log(readable: ReadableLogRecord, cleaner: _Cleaner) -> ReadableLog
     return dataclasses.replace(readable, log_record=clean)
 
 
+def _encodable_batch(
+    items: Sequence[_Item], encodable: Callable[[_Item, _Cleaner], _Item], signal: str, count: SanitizedCount
+) -> list[_Item]:
+    cleaner = _Cleaner()
+    batch = [encodable(item, cleaner) for item in items]
+    if cleaner.reasons:
+        count.add(signal, cleaner.reasons)
+    return batch
+
+
 class EncodableSpanExporter(SpanExporter):
     """Hands `inner` spans it can encode; everything else is the inner exporter's."""
 
@@ -172,11 +183,7 @@ class EncodableSpanExporter(SpanExporter):
         self._count = count
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        cleaner = _Cleaner()
-        batch = [encodable_span(span, cleaner) for span in spans]
-        if cleaner.reasons:
-            self._count.add("spans", cleaner.reasons)
-        return self.inner.export(batch)
+        return self.inner.export(_encodable_batch(spans, encodable_span, "spans", self._count))
 
     def shutdown(self) -> None:
         self.inner.shutdown()
@@ -193,11 +200,7 @@ class EncodableLogExporter(LogRecordExporter):
         self._count = count
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        cleaner = _Cleaner()
-        records = [encodable_log(record, cleaner) for record in batch]
-        if cleaner.reasons:
-            self._count.add("logs", cleaner.reasons)
-        return self.inner.export(records)
+        return self.inner.export(_encodable_batch(batch, encodable_log, "logs", self._count))
 
     def shutdown(self) -> None:
         self.inner.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
