@@ -33,6 +33,9 @@ _DROP_EXPLANATIONS = {
     "timestamp_outside_retention": "their timestamps are outside the retention window: is this host's clock right?",
     "rejected_by_database": "PostgreSQL rejected them",
     "conversion_error": "converting them failed, a pgotel defect",
+    "unconvertible": "they lack what a row needs (a span without a context, a metric of no known data type)",
+    "malformed_batch": "the SDK handed over something that is not a batch of its items",
+    "exporter_shut_down": "they arrived after the exporter shut down",
 }
 
 
