@@ -124,6 +124,9 @@ def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
             span.add_event("read \udcfe", {"file": "data-\udcfd.csv"})
         with tracer.start_as_current_span("after"):
             pass
+        # Beyond the 128-attribute limit: the copy made to replace the bad value keeps the dropped count.
+        with tracer.start_as_current_span("wide", attributes={**{f"k{n}": n for n in range(130)}, "bad": "\udcff"}):
+            pass
         logging.getLogger("swap.app").warning("opened %s", "photo-\udce9.jpg")
         handle.logger_provider.get_logger("swap.api").emit(body={"unsupported": {1, 2}, "large": -(2**64)})
         logging.getLogger("swap.app").warning("a clean line")
@@ -132,7 +135,9 @@ def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
     for body in receiver.bodies["/v1/traces"]:
         traces.MergeFromString(body)
     spans = {span.name: span for rs in traces.resource_spans for ss in rs.scope_spans for span in ss.spans}
-    assert set(spans) == {"before", "report-?", "after"}
+    assert set(spans) == {"before", "report-?", "after", "wide"}
+    assert spans["wide"].dropped_attributes_count == 3
+    assert {kv.key: kv.value for kv in spans["wide"].attributes}["bad"].string_value == "?"
     report = spans["report-?"]
     assert [(kv.key, kv.value.string_value) for kv in report.attributes] == [("bytes.total", str(2**70))]
     assert [(event.name, event.attributes[0].value.string_value) for event in report.events] == [
@@ -166,7 +171,7 @@ def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
                         key = (labels["signal"], labels["reason"])
                         counted[key] = max(counted.get(key, 0), point.as_int)
     assert counted == {
-        ("spans", "invalid_unicode"): 3,
+        ("spans", "invalid_unicode"): 4,
         ("spans", "integer_out_of_range"): 1,
         ("logs", "invalid_unicode"): 1,
         ("logs", "unsupported_type"): 1,

@@ -37,6 +37,16 @@ def sdk_sequence(items: Any) -> tuple[Sequence[Any], int]:
     return items or (), 0
 
 
+def keeping_dropped(attributes: Mapping[str, Any], dropped: int) -> Mapping[str, Any]:
+    """`attributes` as a replacement for an SDK attribute map that had dropped `dropped` of its own: the SDK
+    reports `dropped_attributes` from a BoundedAttributes only."""
+    if not dropped:
+        return attributes
+    kept = BoundedAttributes(attributes=attributes, extended_attributes=True)
+    kept.dropped = dropped
+    return kept
+
+
 def attributes_read_at_start(tracer: object, quiet_processors: tuple[type, ...] = ()) -> bool:
     """Whether anything may read a span's attributes while `tracer` starts it: its sampler, unless it is one
     of the SDK's that ignore attributes (always on/off, trace-id ratio, parent-based on those), or a span

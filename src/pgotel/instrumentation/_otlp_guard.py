@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
-from pgotel._sdk import sdk_attributes, sdk_sequence
+from pgotel._sdk import keeping_dropped, sdk_attributes, sdk_sequence
 from pgotel.exporter import RateLimitedLog
 
 _Item = TypeVar("_Item")
@@ -111,9 +111,9 @@ class _Cleaner:
         return cleaned if changed else mapping
 
     def attributes(self, attributes: Any) -> Any:
-        plain, _ = sdk_attributes(attributes)
+        plain, dropped = sdk_attributes(attributes)
         cleaned = self.mapping(plain) if plain else plain
-        return attributes if cleaned is plain else cleaned
+        return attributes if cleaned is plain else keeping_dropped(cleaned, dropped)
 
 
 def encodable_span(span: ReadableSpan, cleaner: _Cleaner) -> ReadableSpan:

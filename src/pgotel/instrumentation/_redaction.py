@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.trace import Link
 
-from pgotel._sdk import sdk_attributes, sdk_sequence
+from pgotel._sdk import keeping_dropped, sdk_attributes, sdk_sequence
 from pgotel.config import Redactor
 
 
@@ -57,13 +56,7 @@ def _redacted(redact: Callable[[Mapping[str, Any]], Mapping[str, Any]], attribut
     if not plain:
         return attributes
     redacted = redact(plain)
-    if redacted is plain:
-        return attributes
-    if not dropped:
-        return redacted
-    kept = BoundedAttributes(attributes=redacted)
-    kept.dropped = dropped
-    return kept
+    return attributes if redacted is plain else keeping_dropped(redacted, dropped)
 
 
 class RedactingLogRecordProcessor(LogRecordProcessor):
