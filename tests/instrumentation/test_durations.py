@@ -263,3 +263,22 @@ def test_a_forked_child_starts_empty_and_records_its_own_requests() -> None:
     os.waitpid(pid, 0)
     assert child_counts == "[1]"
     assert [point.count for point in _points(reader)] == [1]
+
+
+def test_a_reader_added_later_gets_the_metric_and_a_removed_one_stops_counting() -> None:
+    first = _reader(AggregationTemporality.DELTA)
+    provider = MeterProvider(metric_readers=[first])
+    durations = RequestDurations(HistogramShape())
+    durations.bind(provider, scope=_SCOPE)
+    durations.record(0.010, *_GET_ITEM, None)
+    later = _reader(AggregationTemporality.CUMULATIVE)
+    provider.add_metric_reader(later)
+    provider.add_metric_reader(later)  # registered already: the SDK warns, nothing is attached twice
+    durations.record(0.020, *_GET_ITEM, None)
+
+    assert [point.count for point in _points(first)] == [2]
+    assert [point.count for point in _points(later)] == [1]  # from when it was added
+    provider.remove_metric_reader(later)
+    durations.record(0.030, *_GET_ITEM, None)
+    assert [point.count for point in _points(first)] == [1]
+    assert durations._streams == (durations._readers[0][1],)

@@ -259,11 +259,12 @@ class RequestDurations:
     def __init__(self, shape: HistogramShape | None) -> None:
         """`shape` None: the metric is dropped (a view says so), and recording costs nothing."""
         self._shape = shape
-        self._streams: tuple[_ReaderStream, ...] = ()
+        self._readers: tuple[tuple[MetricReader, _ReaderStream], ...] = ()
+        self._streams: tuple[_ReaderStream, ...] = ()  # the readers' streams, for `record`
 
     def bind(self, meter_provider: object, *, scope: InstrumentationScope) -> None:
         """Deliver the metric, under `scope`, through every reader of `meter_provider` (an SDK MeterProvider;
-        any other provider records nothing, like the API's no-op default)."""
+        any other provider records nothing, like the API's no-op default), readers added later included."""
         if self._shape is None or not isinstance(meter_provider, MeterProvider):
             return
         # The pinned SDK's private fields: the provider's readers, and its configuration (whose resource
@@ -271,13 +272,37 @@ class RequestDurations:
         if meter_provider._disabled:
             return
         for reader in meter_provider._metric_readers:
-            temporality = (reader._preferred_temporality or {}).get(Histogram, AggregationTemporality.CUMULATIVE)
-            stream = _ReaderStream(self._shape, temporality)
-            # Set by the provider's constructor; the SDK annotates it loosely: it is called as
-            # (reader, timeout_millis=) -> MetricsData | None.
-            sdk_collect: Any = reader._collect
-            reader._collect = _collect_with(sdk_collect, stream, meter_provider._sdk_config, scope)  # type: ignore[assignment]
-            self._streams = (*self._streams, stream)
+            self._attach(reader, meter_provider, scope)
+        self._follow_readers(meter_provider, scope)
+
+    def _attach(self, reader: MetricReader, meter_provider: MeterProvider, scope: InstrumentationScope) -> None:
+        assert self._shape is not None
+        temporality = (reader._preferred_temporality or {}).get(Histogram, AggregationTemporality.CUMULATIVE)
+        stream = _ReaderStream(self._shape, temporality)
+        # Set by the provider when it takes the reader; the SDK annotates it loosely: it is called as
+        # (reader, timeout_millis=) -> MetricsData | None.
+        sdk_collect: Any = reader._collect
+        reader._collect = _collect_with(sdk_collect, stream, meter_provider._sdk_config, scope)  # type: ignore[assignment]
+        self._readers = (*self._readers, (reader, stream))
+        self._streams = (*self._streams, stream)
+
+    def _follow_readers(self, meter_provider: MeterProvider, scope: InstrumentationScope) -> None:
+        """A reader added with `add_metric_reader` gets the metric too; a removed one stops costing a stream."""
+        add, remove = meter_provider.add_metric_reader, meter_provider.remove_metric_reader
+
+        def add_metric_reader(reader: MetricReader) -> None:
+            known = reader in meter_provider._all_metric_readers
+            add(reader)
+            if not known and reader in meter_provider._all_metric_readers:
+                self._attach(reader, meter_provider, scope)
+
+        def remove_metric_reader(reader: MetricReader) -> None:
+            remove(reader)
+            self._readers = tuple(pair for pair in self._readers if pair[0] is not reader)
+            self._streams = tuple(stream for _, stream in self._readers)
+
+        meter_provider.add_metric_reader = add_metric_reader  # type: ignore[method-assign,assignment]
+        meter_provider.remove_metric_reader = remove_metric_reader  # type: ignore[method-assign,assignment]
 
     def record(
         self, seconds: float, method: str, route: str, status_code: int, error_type: str, span: SpanContext | None
