@@ -120,7 +120,7 @@ class Accounting:
         )
         meter.create_observable_counter(
             "pgotel.exporter.sanitized",
-            [self._observe_sanitized],
+            [self.observe_sanitized],
             unit="{item}",
             description="Values sanitized",
         )
@@ -133,7 +133,7 @@ class Accounting:
             items = list(self._dropped.items())
         return [Observation(n, {"signal": signal, "reason": reason}) for (signal, reason), n in items]
 
-    def _observe_sanitized(self, _options: CallbackOptions) -> Iterable[Observation]:
+    def observe_sanitized(self, _options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
             items = list(self._sanitized.items())
         return [Observation(n, {"signal": signal, "reason": reason}) for (signal, reason), n in items]

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from opentelemetry import metrics
-from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
@@ -32,11 +30,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Link, Status
 
 from pgotel._sdk import keeping_dropped, sdk_attributes, sdk_sequence
-from pgotel.exporter import RateLimitedLog
+from pgotel.exporter import Accounting, RateLimitedLog
 
 _Item = TypeVar("_Item")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _OTLP_MODULE = "opentelemetry.exporter.otlp."
+_log = RateLimitedLog()
 _EXPLANATIONS = {
     "invalid_unicode": "text with lone surrogates (invalid UTF-8)",
     "integer_out_of_range": "integers beyond 64 bits",
@@ -44,35 +43,15 @@ _EXPLANATIONS = {
 }
 
 
-class SanitizedCount:
-    """Values replaced before OTLP export, by (signal, reason); exposed as `pgotel.otlp.sanitized`."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str]] = Counter()
-        self._log = RateLimitedLog()
-
-    def add(self, signal: str, reasons: Counter[str]) -> None:
-        with self._lock:
-            for reason, count in reasons.items():
-                self._counts[(signal, reason)] += count
-        for reason, count in reasons.items():
-            self._log.warning(
-                "pgotel: replaced %d %s value(s) before OTLP export: %s",
-                count, signal, _EXPLANATIONS.get(reason, reason), key=f"otlp/{signal}/{reason}",
-            )  # fmt: skip
-
-    def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            items = list(self._counts.items())
-        return [Observation(count, {"signal": signal, "reason": reason}) for (signal, reason), count in items]
-
-
 class _Cleaner:
     """Replaces what OTLP cannot encode; returns the very object it was given when nothing needed it."""
 
     def __init__(self) -> None:
         self.reasons: Counter[str] = Counter()
+
+    def changes(self) -> int:
+        """How many values were replaced so far: a container is copied only if this grew while cleaning it."""
+        return self.reasons.total()
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -87,9 +66,9 @@ class _Cleaner:
         if isinstance(value, Mapping):
             return self.mapping(value)
         if isinstance(value, Sequence):
+            before = self.changes()
             items = [self.value(item) for item in value]
-            changed = any(new is not old for new, old in zip(items, value, strict=True))
-            return items if changed else value
+            return items if self.changes() != before else value
         self.reasons["unsupported_type"] += 1
         return self.text(repr(value))
 
@@ -104,11 +83,9 @@ class _Cleaner:
         return value
 
     def mapping(self, mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        before = self.changes()
         cleaned = {self.text(str(key)): self.value(item) for key, item in mapping.items()}
-        changed = len(cleaned) != len(mapping) or any(
-            key not in mapping or item is not mapping[key] for key, item in cleaned.items()
-        )
-        return cleaned if changed else mapping
+        return cleaned if self.changes() != before else mapping
 
     def attributes(self, attributes: Any) -> Any:
         plain, dropped = sdk_attributes(attributes)
@@ -118,7 +95,7 @@ class _Cleaner:
 
 def encodable_span(span: ReadableSpan, cleaner: _Cleaner) -> ReadableSpan:
     """`span`, or a copy of it whose name, status, attributes, events and links OTLP can encode."""
-    before = sum(cleaner.reasons.values())
+    before = cleaner.changes()
     name = cleaner.text(span.name)
     status = span.status
     description = cleaner.text(status.description) if status.description else status.description
@@ -129,7 +106,7 @@ def encodable_span(span: ReadableSpan, cleaner: _Cleaner) -> ReadableSpan:
     ]
     links, _ = sdk_sequence(span._links)
     clean_links = [Link(link.context, cleaner.attributes(link.attributes)) for link in links]
-    if sum(cleaner.reasons.values()) == before:
+    if cleaner.changes() == before:
         return span
     return ReadableSpan(
         name=name,
@@ -149,13 +126,13 @@ def encodable_span(span: ReadableSpan, cleaner: _Cleaner) -> ReadableSpan:
 
 def encodable_log(readable: ReadableLogRecord, cleaner: _Cleaner) -> ReadableLogRecord:
     """`readable`, or a copy of it whose body, attributes, severity text and event name OTLP can encode."""
-    before = sum(cleaner.reasons.values())
+    before = cleaner.changes()
     record = readable.log_record
     body = cleaner.value(record.body)
     attributes = cleaner.attributes(record.attributes)
     severity_text = cleaner.text(record.severity_text) if record.severity_text else record.severity_text
     event_name = cleaner.text(record.event_name) if record.event_name else record.event_name
-    if sum(cleaner.reasons.values()) == before:
+    if cleaner.changes() == before:
         return readable
     clean = copy.copy(record)
     clean.body = body
@@ -166,24 +143,28 @@ def encodable_log(readable: ReadableLogRecord, cleaner: _Cleaner) -> ReadableLog
 
 
 def _encodable_batch(
-    items: Sequence[_Item], encodable: Callable[[_Item, _Cleaner], _Item], signal: str, count: SanitizedCount
+    items: Sequence[_Item], encodable: Callable[[_Item, _Cleaner], _Item], signal: str, accounting: Accounting
 ) -> list[_Item]:
     cleaner = _Cleaner()
     batch = [encodable(item, cleaner) for item in items]
-    if cleaner.reasons:
-        count.add(signal, cleaner.reasons)
+    for reason, count in cleaner.reasons.items():
+        accounting.sanitized(signal, reason, count)
+        _log.warning(
+            "pgotel: replaced %d %s value(s) before OTLP export: %s",
+            count, signal, _EXPLANATIONS.get(reason, reason), key=f"otlp/{signal}/{reason}",
+        )  # fmt: skip
     return batch
 
 
 class EncodableSpanExporter(SpanExporter):
     """Hands `inner` spans it can encode; everything else is the inner exporter's."""
 
-    def __init__(self, inner: SpanExporter, count: SanitizedCount) -> None:
+    def __init__(self, inner: SpanExporter, accounting: Accounting) -> None:
         self.inner = inner
-        self._count = count
+        self._accounting = accounting
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        return self.inner.export(_encodable_batch(spans, encodable_span, "spans", self._count))
+        return self.inner.export(_encodable_batch(spans, encodable_span, "spans", self._accounting))
 
     def shutdown(self) -> None:
         self.inner.shutdown()
@@ -195,12 +176,12 @@ class EncodableSpanExporter(SpanExporter):
 class EncodableLogExporter(LogRecordExporter):
     """Hands `inner` log records it can encode; everything else is the inner exporter's."""
 
-    def __init__(self, inner: LogRecordExporter, count: SanitizedCount) -> None:
+    def __init__(self, inner: LogRecordExporter, accounting: Accounting) -> None:
         self.inner = inner
-        self._count = count
+        self._accounting = accounting
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        return self.inner.export(_encodable_batch(batch, encodable_log, "logs", self._count))
+        return self.inner.export(_encodable_batch(batch, encodable_log, "logs", self._accounting))
 
     def shutdown(self) -> None:
         self.inner.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
@@ -213,7 +194,7 @@ def _is_otlp(exporter: object) -> bool:
     return type(exporter).__module__.startswith(_OTLP_MODULE)
 
 
-def _guard(processors: Iterable[Any], count: SanitizedCount) -> bool:
+def _guard(processors: Iterable[Any], accounting: Accounting) -> bool:
     """Wrap the OTLP exporter of each SDK simple or batch processor in `processors`; True if one was."""
     guarded = False
     for processor in processors:
@@ -229,17 +210,17 @@ def _guard(processors: Iterable[Any], count: SanitizedCount) -> bool:
         exporter = getattr(owner, attribute)
         if _is_otlp(exporter):
             wrapper = EncodableSpanExporter if isinstance(exporter, SpanExporter) else EncodableLogExporter
-            setattr(owner, attribute, wrapper(exporter, count))
+            setattr(owner, attribute, wrapper(exporter, accounting))
             guarded = True
     return guarded
 
 
 def guard_otlp_exporters(
     tracer_provider: object, logger_provider: object, meter_provider: metrics.MeterProvider
-) -> SanitizedCount | None:
-    """Wrap every OTLP exporter of the SDK providers' simple and batch processors. Returns their shared count,
-    observed through `meter_provider` as `pgotel.otlp.sanitized`, or None when there was no OTLP exporter."""
-    count = SanitizedCount()
+) -> None:
+    """Wrap every OTLP exporter of the SDK providers' simple and batch processors; what they replace is
+    counted (an `Accounting`'s sanitized counts) and observed through `meter_provider` as `pgotel.otlp.sanitized`."""
+    accounting = Accounting()
     span_processors = (
         tracer_provider._active_span_processor._span_processors if isinstance(tracer_provider, TracerProvider) else ()
     )
@@ -248,9 +229,10 @@ def guard_otlp_exporters(
         if isinstance(logger_provider, LoggerProvider)
         else ()
     )
-    if not (_guard(span_processors, count) | _guard(log_processors, count)):
-        return None
-    meter_provider.get_meter("pgotel.otlp").create_observable_counter(
-        "pgotel.otlp.sanitized", [count.observe], unit="{value}", description="Values replaced before OTLP export"
-    )
-    return count
+    if _guard(span_processors, accounting) | _guard(log_processors, accounting):
+        meter_provider.get_meter("pgotel.otlp").create_observable_counter(
+            "pgotel.otlp.sanitized",
+            [accounting.observe_sanitized],
+            unit="{value}",
+            description="Values replaced before OTLP export",
+        )
