@@ -7,7 +7,7 @@ secret query parameters and URL passwords replaced (see `pgotel.config.Redactor`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -34,13 +34,16 @@ class RedactingSpanProcessor(SpanProcessor):
         redact = self._redactor.redact_attributes
         span._attributes = _redacted(redact, span._attributes)
         events, _ = sdk_sequence(span._events)
-        if events and any(_redacted(redact, event.attributes) is not event.attributes for event in events):
+        redacted = _redacted_each(redact, events)
+        if redacted is not None:
             span._events = tuple(
-                Event(event.name, _redacted(redact, event.attributes), event.timestamp) for event in events
+                Event(event.name, attributes, event.timestamp)
+                for event, attributes in zip(events, redacted, strict=True)
             )
         links, _ = sdk_sequence(span._links)
-        if links and any(_redacted(redact, link.attributes) is not link.attributes for link in links):
-            span._links = tuple(Link(link.context, _redacted(redact, link.attributes)) for link in links)
+        redacted = _redacted_each(redact, links)
+        if redacted is not None:
+            span._links = tuple(Link(link.context, new) for link, new in zip(links, redacted, strict=True))
 
     def shutdown(self) -> None:
         pass
@@ -57,6 +60,12 @@ def _redacted(redact: Callable[[Mapping[str, Any]], Mapping[str, Any]], attribut
         return attributes
     redacted = redact(plain)
     return attributes if redacted is plain else keeping_dropped(redacted, dropped)
+
+
+def _redacted_each(redact: Callable[[Mapping[str, Any]], Mapping[str, Any]], items: Sequence[Any]) -> list[Any] | None:
+    """The redacted attributes of each event or link in `items`; None when none of them had a secret."""
+    redacted = [_redacted(redact, item.attributes) for item in items]
+    return redacted if any(new is not item.attributes for new, item in zip(redacted, items, strict=True)) else None
 
 
 class RedactingLogRecordProcessor(LogRecordProcessor):
