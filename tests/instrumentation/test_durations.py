@@ -281,4 +281,4 @@ def test_a_reader_added_later_gets_the_metric_and_a_removed_one_stops_counting()
     provider.remove_metric_reader(later)
     durations.record(0.030, *_GET_ITEM, None)
     assert [point.count for point in _points(first)] == [1]
-    assert durations._streams == (durations._readers[0][1],)
+    assert [reader for reader, _ in durations._readers] == [first]  # the removed reader's stream is released

@@ -260,7 +260,6 @@ class RequestDurations:
         """`shape` None: the metric is dropped (a view says so), and recording costs nothing."""
         self._shape = shape
         self._readers: tuple[tuple[MetricReader, _ReaderStream], ...] = ()
-        self._streams: tuple[_ReaderStream, ...] = ()  # the readers' streams, for `record`
 
     def bind(self, meter_provider: object, *, scope: InstrumentationScope) -> None:
         """Deliver the metric, under `scope`, through every reader of `meter_provider` (an SDK MeterProvider;
@@ -284,7 +283,6 @@ class RequestDurations:
         sdk_collect: Any = reader._collect
         reader._collect = _collect_with(sdk_collect, stream, meter_provider._sdk_config, scope)  # type: ignore[assignment]
         self._readers = (*self._readers, (reader, stream))
-        self._streams = (*self._streams, stream)
 
     def _follow_readers(self, meter_provider: MeterProvider, scope: InstrumentationScope) -> None:
         """A reader added with `add_metric_reader` gets the metric too; a removed one stops costing a stream."""
@@ -299,7 +297,6 @@ class RequestDurations:
         def remove_metric_reader(reader: MetricReader) -> None:
             remove(reader)
             self._readers = tuple(pair for pair in self._readers if pair[0] is not reader)
-            self._streams = tuple(stream for _, stream in self._readers)
 
         meter_provider.add_metric_reader = add_metric_reader  # type: ignore[method-assign,assignment]
         meter_provider.remove_metric_reader = remove_metric_reader  # type: ignore[method-assign,assignment]
@@ -309,7 +306,7 @@ class RequestDurations:
     ) -> None:
         """One request; `span` (its context when sampled) may become the series' exemplar."""
         key = (method, route, status_code, error_type)
-        for stream in self._streams:
+        for _, stream in self._readers:
             stream.record(key, seconds, span)
 
 
