@@ -31,6 +31,10 @@ MODES: dict[str, str] = {
     "logfire": "(f) Logfire, discard exporter",
 }
 DB_QUERY = "SELECT pg_sleep(0.003)"
+APP_CONNECTIONS = "bench-app"  # the application_name of the endpoints' own pool
+# The application_name of the connections that store each mode's telemetry: pgotel's writer, and (e)'s own
+# pool for its INSERTs, so that overhead.py can tell PostgreSQL's CPU for telemetry from the endpoint's query's.
+TELEMETRY_CONNECTIONS: dict[str, str] = {"pgotel": "pgotel", "insert": "bench-insert"}
 # The metrics table of the system pgotel replaces: one row per request, indexed for its dashboard queries.
 REQUEST_METRICS_DDL = """
 CREATE TABLE IF NOT EXISTS bench_request_metrics (
@@ -64,16 +68,17 @@ def build_app(mode: str, dsn: str) -> tuple[FastAPI, Telemetry]:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(dsn, min_size=4, max_size=24)
-        assert pool is not None
+        pools = [await _pool(dsn, APP_CONNECTIONS)]
+        app.state.pool = pools[0]
         if mode == "insert":
-            async with pool.acquire() as conn:
-                await conn.execute(REQUEST_METRICS_DDL)
-        app.state.pool = pool
+            app.state.metrics_pool = await _pool(dsn, TELEMETRY_CONNECTIONS[mode])
+            pools.append(app.state.metrics_pool)
+            await app.state.metrics_pool.execute(REQUEST_METRICS_DDL)
         try:
             yield
         finally:
-            await pool.close()
+            for pool in pools:
+                await pool.close()
 
     app = FastAPI(lifespan=lifespan)
 
@@ -87,6 +92,14 @@ def build_app(mode: str, dsn: str) -> tuple[FastAPI, Telemetry]:
         return {"status": "ok"}
 
     return app, _instrument(app, mode)
+
+
+async def _pool(dsn: str, application_name: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=4, max_size=24, server_settings={"application_name": application_name}
+    )
+    assert pool is not None
+    return pool
 
 
 def _instrument(app: FastAPI, mode: str) -> Telemetry:
@@ -136,14 +149,14 @@ def _stock_otel(app: FastAPI) -> Telemetry:
 
 
 def _insert_per_request(app: FastAPI) -> None:
-    """The approach pgotel replaces: an HTTP middleware awaiting one INSERT per request."""
+    """The approach pgotel replaces: an HTTP middleware awaiting one INSERT per request (through its own pool)."""
 
     @app.middleware("http")
     async def record_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         duration_ms = (time.perf_counter() - started) * 1000
-        await request.app.state.pool.execute(
+        await request.app.state.metrics_pool.execute(
             INSERT_REQUEST_METRIC,
             request.url.path,
             request.method,

@@ -14,6 +14,8 @@ req/s, latency and the CPU that the app and the PostgreSQL server processes spen
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import re
 import shutil
 import socket
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import psutil
 from _support import (
     BENCH_DIR,
@@ -41,7 +44,9 @@ from _support import (
     temporary_postgres,
     uninterruptible,
 )
-from bench_app import MODES
+from bench_app import MODES, TELEMETRY_CONNECTIONS
+
+from pgotel import db
 
 ENDPOINTS = ("/trivial", "/db")
 _UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
@@ -55,6 +60,7 @@ class Run:
     requests: int
     errors: int
     postgres_cpu_s: float
+    telemetry_postgres_cpu_s: float  # of which the backends of the connections that store the telemetry
     app_cpu_s: float
     background_cpu_s: float  # the app's threads other than the request (event loop) thread
 
@@ -144,14 +150,50 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def measure(app: subprocess.Popen[bytes], url: str, *, wrk: str, postmaster_pid: int, args: argparse.Namespace) -> Run:
+def backend_cpu_seconds(postmaster_pid: int) -> dict[int, float]:
+    """User + system CPU of each live PostgreSQL server process, by pid."""
+    seconds = {}
+    for child in psutil.Process(postmaster_pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = child.cpu_times()
+            seconds[child.pid] = times.user + times.system
+    return seconds
+
+
+def backend_pids(dsn: str, application_name: str) -> set[int]:
+    """The server processes of the connections named `application_name` (asked after a measurement, on a
+    connection of its own whose backend is not one of them)."""
+
+    async def query() -> set[int]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE application_name = $1", application_name)
+        finally:
+            await conn.close()
+        return {row["pid"] for row in rows}
+
+    return asyncio.run(query())
+
+
+def measure(
+    app: subprocess.Popen[bytes], url: str, *, mode: str, wrk: str, server: db.EmbeddedServer, args: argparse.Namespace
+) -> Run:
     run_wrk(wrk, url, seconds=args.warmup, connections=args.connections)
-    postgres_before = process_tree_cpu_seconds(postmaster_pid)
+    postgres_before = process_tree_cpu_seconds(server.pid)
+    backends_before = backend_cpu_seconds(server.pid)
     app_before = process_tree_cpu_seconds(app.pid)
     background_before = other_threads_cpu_seconds(app.pid)
     figures = run_wrk(wrk, url, seconds=args.duration, connections=args.connections)
+    postgres_after = process_tree_cpu_seconds(server.pid)
+    backends_after = backend_cpu_seconds(server.pid)
+    telemetry = backend_pids(server.dsn, TELEMETRY_CONNECTIONS[mode]) if mode in TELEMETRY_CONNECTIONS else set()
     return Run(
-        postgres_cpu_s=process_tree_cpu_seconds(postmaster_pid) - postgres_before,
+        postgres_cpu_s=postgres_after - postgres_before,
+        # A telemetry connection opened during the measurement counts from its start; one closed during it
+        # is missed (pools keep their connections: none closes within a run).
+        telemetry_postgres_cpu_s=sum(
+            backends_after[pid] - backends_before.get(pid, 0.0) for pid in telemetry & backends_after.keys()
+        ),
         app_cpu_s=process_tree_cpu_seconds(app.pid) - app_before,
         background_cpu_s=other_threads_cpu_seconds(app.pid) - background_before,
         **figures,
@@ -178,6 +220,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
             rates = [run.requests_per_s for run in runs]
             rate = median(rates)
             postgres_ms = median([run.postgres_cpu_s / run.requests * 1e6 for run in runs])
+            telemetry_ms = median([run.telemetry_postgres_cpu_s / run.requests * 1e6 for run in runs])
             app_us = median([run.app_cpu_s / run.requests * 1e6 for run in runs])
             background_us = median([run.background_cpu_s / run.requests * 1e6 for run in runs])
             errors = sum(run.errors for run in runs)
@@ -192,6 +235,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
                     f"{app_us:,.0f}",
                     f"{background_us:,.1f}",
                     f"{postgres_ms:,.0f}",
+                    f"{telemetry_ms:,.1f}" if mode in TELEMETRY_CONNECTIONS else "",
                     str(errors),
                 ]
             )
@@ -206,6 +250,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
                 "app CPU us/req",
                 "of which other threads",
                 "PG CPU ms/1k req",
+                "of which telemetry connections",
                 "errors",
             ],
             rows,
@@ -240,9 +285,9 @@ def report(results: Results, args: argparse.Namespace) -> None:
                 ]
             )
 
-        def postgres_per_request(mode: str, endpoint: str = endpoint) -> float:
+        def postgres_per_request(mode: str, endpoint: str = endpoint, attribute: str = "postgres_cpu_s") -> float:
             runs = results.runs.get((mode, endpoint), [])
-            return median([run.postgres_cpu_s / run.requests for run in runs])
+            return median([getattr(run, attribute) / run.requests for run in runs])
 
         def postgres_added(mode: str) -> float:
             return postgres_per_request(mode) - postgres_per_request("none")
@@ -256,6 +301,18 @@ def report(results: Results, args: argparse.Namespace) -> None:
                 f"{postgres_per_request('insert') / postgres_per_request('pgotel'):.1f}",
                 "",
                 f"{postgres_added('insert') / postgres_added('pgotel'):.1f} (beyond (a))",
+                ">= 5",
+            ]
+        )
+        telemetry = "telemetry_postgres_cpu_s"
+        insert_telemetry = postgres_per_request("insert", attribute=telemetry)
+        rows.append(
+            [
+                endpoint,
+                "PG CPU/req of the telemetry connections (e) / (d)",
+                f"{insert_telemetry / postgres_per_request('pgotel', attribute=telemetry):.1f}",
+                "",
+                "",
                 ">= 5",
             ]
         )
@@ -303,7 +360,7 @@ def main() -> None:
                         for mode in order:
                             app, port = apps[mode]
                             url = f"http://127.0.0.1:{port}{endpoint}"
-                            run = measure(app, url, wrk=wrk, postmaster_pid=server.pid, args=args)
+                            run = measure(app, url, mode=mode, wrk=wrk, server=server, args=args)
                             results.add(mode, endpoint, run)
                             print(
                                 f"round {round_number + 1}/{args.rounds} {mode:<15} {endpoint:<8} "
