@@ -204,6 +204,16 @@ def process_tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def backend_cpu_seconds(postmaster_pid: int) -> dict[int, float]:
+    """User + system CPU of each live PostgreSQL server process, by pid."""
+    seconds = {}
+    for child in psutil.Process(postmaster_pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = child.cpu_times()
+            seconds[child.pid] = times.user + times.system
+    return seconds
+
+
 # -- reporting -----------------------------------------------------------------------------------
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import re
 import shutil
 import socket
@@ -34,6 +33,7 @@ import psutil
 from _support import (
     BENCH_DIR,
     app_environment,
+    backend_cpu_seconds,
     machine_line,
     median,
     other_threads_cpu_seconds,
@@ -148,16 +148,6 @@ def parse_wrk(output: str) -> dict[str, Any]:
         "p99_ms": _duration_s(p99.group(1)) * 1000,
         "errors": error_count,
     }
-
-
-def backend_cpu_seconds(postmaster_pid: int) -> dict[int, float]:
-    """User + system CPU of each live PostgreSQL server process, by pid."""
-    seconds = {}
-    for child in psutil.Process(postmaster_pid).children():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = child.cpu_times()
-            seconds[child.pid] = times.user + times.system
-    return seconds
 
 
 def backend_pids(dsn: str, application_name: str) -> set[int]:
