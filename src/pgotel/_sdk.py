@@ -47,13 +47,20 @@ def keeping_dropped(attributes: Mapping[str, Any], dropped: int) -> Mapping[str,
     return kept
 
 
+def span_processors(tracer: object) -> tuple[object, ...] | None:
+    """The span processors of an SDK tracer's provider (None for any other tracer). The provider replaces this
+    tuple whenever a processor is added, so its identity tells whether they changed."""
+    processors = getattr(getattr(tracer, "span_processor", None), "_span_processors", None)
+    return processors if isinstance(processors, tuple) else None
+
+
 def attributes_read_at_start(tracer: object, quiet_processors: tuple[type, ...] = ()) -> bool:
     """Whether anything may read a span's attributes while `tracer` starts it: its sampler, unless it is one
     of the SDK's that ignore attributes (always on/off, trace-id ratio, parent-based on those), or a span
     processor's on_start, unless it is the SDK's exporting ones or of `quiet_processors`. Any tracer but
     the SDK's may."""
     sampler = getattr(tracer, "sampler", None)
-    processors = getattr(getattr(tracer, "span_processor", None), "_span_processors", None)
+    processors = span_processors(tracer)
     if sampler is None or processors is None or _sampler_reads_attributes(sampler):
         return True
     quiet = (*_QUIET_AT_START, *quiet_processors)

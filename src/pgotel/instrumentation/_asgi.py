@@ -15,7 +15,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pgotel._sdk import add_plain_attributes, attributes_read_at_start
+from pgotel._sdk import add_plain_attributes, attributes_read_at_start, span_processors
 from pgotel.instrumentation._durations import RequestDurations, outcome_attributes
 from pgotel.instrumentation._redaction import RedactingSpanProcessor
 from pgotel.instrumentation._routes import RouteNamer, new_route_report
@@ -114,9 +114,8 @@ class ServerTelemetryMiddleware:
     def _start_span(self, name: str, parent: Context, attributes: dict[str, str | int]) -> trace.Span:
         """The server span, with the request's attributes: given at start when a sampler or a span processor may
         read them then, else written once it has started, without the SDK's validation of each value."""
-        processors = getattr(getattr(self._tracer, "span_processor", None), "_span_processors", None)
-        if processors is not self._checked_processors:
-            # The provider replaces this tuple whenever a processor is added: check again then.
+        processors = span_processors(self._tracer)
+        if processors is not self._checked_processors:  # a processor was added since the last check
             self._checked_processors = processors
             self._attributes_at_start = attributes_read_at_start(self._tracer, (RedactingSpanProcessor,))
         if self._attributes_at_start:
