@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pgotel.exporter._accounting import Accounting, RateLimitedLog
+from pgotel.exporter._encode import utf8_ok
 from pgotel.exporter._exporters import (
     DELTA_PREFERENCE,
     PostgresLogExporter,
@@ -20,4 +21,5 @@ __all__ = [
     "RateLimitedLog",
     "TelemetryWriter",
     "flush_shared_writer",
+    "utf8_ok",
 ]

@@ -25,7 +25,8 @@ def signed64(unsigned: int) -> int:
     return unsigned - (1 << 64) if unsigned >= _INT64 else unsigned
 
 
-def _utf8_ok(text: str) -> bool:
+def utf8_ok(text: str) -> bool:
+    """Whether `text` encodes to UTF-8 (no lone surrogates), ASCII checked first as the cheap common case."""
     if text.isascii():
         return True
     try:
@@ -70,7 +71,7 @@ class ValueEncoder:
         """A text column: NUL bytes and lone surrogates replaced, length capped."""
         if value is None:
             return None
-        if "\x00" not in value and len(value) <= self._limits.max_value_length and _utf8_ok(value):
+        if "\x00" not in value and len(value) <= self._limits.max_value_length and utf8_ok(value):
             return value
         return self._clean_str(value)
 
@@ -125,7 +126,7 @@ class ValueEncoder:
         if "\x00" in value:
             self._accounting.sanitized(self._signal, "nul_byte")
             value = value.replace("\x00", "\ufffd")
-        if not _utf8_ok(value):
+        if not utf8_ok(value):
             self._accounting.sanitized(self._signal, "invalid_unicode")
             value = value.encode("utf-8", "replace").decode("utf-8")
         limit = self._limits.max_value_length

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Link, Status
 
 from pgotel._sdk import keeping_dropped, sdk_attributes, sdk_sequence
-from pgotel.exporter import Accounting, RateLimitedLog
+from pgotel.exporter import Accounting, RateLimitedLog, utf8_ok
 
 _Item = TypeVar("_Item")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -73,14 +73,10 @@ class _Cleaner:
         return self.text(repr(value))
 
     def text(self, value: str) -> str:
-        if value.isascii():
+        if utf8_ok(value):
             return value
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            self.reasons["invalid_unicode"] += 1
-            return value.encode("utf-8", "replace").decode("utf-8")
-        return value
+        self.reasons["invalid_unicode"] += 1
+        return value.encode("utf-8", "replace").decode("utf-8")
 
     def mapping(self, mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
         before = self.changes()
