@@ -43,6 +43,7 @@ from pgotel.config import (
 from pgotel.exporter import flush_shared_writer
 from pgotel.instrumentation import (
     RequestDurations,
+    attach_to_server_loggers,
     guard_otlp_exporters,
     instrument_app,
     instrument_clients,
@@ -239,14 +240,17 @@ def _is_proxy(provider: object) -> bool:
 
 
 def _tie_to_lifespan(app: Starlette, handle: PgOtel, *, freeze: bool) -> None:
-    """Once the app's own startup has run, freeze what it built (pools, clients, caches: long-lived too);
-    flush and stop the pipeline when the app's lifespan ends (uvicorn exit, TestClient close)."""
+    """Once the app's own startup has run, re-attach the server-logger handler and freeze what the app built
+    (pools, clients, caches: long-lived too); flush and stop the pipeline when the app's lifespan ends
+    (uvicorn exit, TestClient close)."""
     app_lifespan: Callable[[Any], AbstractAsyncContextManager[Any]] = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan_around_app(lifespan_app: Any) -> AsyncIterator[Any]:
         try:
             async with app_lifespan(lifespan_app) as state:
+                # A server that configured its logging after setup() (`uvicorn.run(app)`) reset its loggers.
+                attach_to_server_loggers(handle._logging_handler)
                 if freeze:
                     _freeze_gc()
                 yield state

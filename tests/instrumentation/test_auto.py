@@ -43,8 +43,13 @@ async def database() -> dict[str, int]:
         return {"one": await conn.fetchval("SELECT 1")}
     finally:
         await conn.close()
+
+
+@app.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("kaboom")
 """
-_REQUESTS = ("/hello/alice", "/hello/bob", "/db")
+_REQUESTS = ("/hello/alice", "/hello/bob", "/db", "/boom")
 
 
 def _serve_and_request(tmp_path: Path, dsn: str) -> dict[str, httpx.Response]:
@@ -79,7 +84,7 @@ def _serve_and_request(tmp_path: Path, dsn: str) -> dict[str, httpx.Response]:
         server.send_signal(signal.SIGTERM)  # uvicorn's graceful shutdown: the app's lifespan flushes the pipeline
         _, stderr = server.communicate(timeout=60)
     statuses = [responses[path].status_code if path in responses else None for path in _REQUESTS]
-    assert statuses == [200, 200, 200], stderr.decode()[-3000:]
+    assert statuses == [200, 200, 200, 500], stderr.decode()[-3000:]
     return responses
 
 
@@ -107,6 +112,7 @@ def test_opentelemetry_instrument_gives_pgotel_telemetry(dsn: str, tmp_path: Pat
     server_spans = {span["path"]: span for span in spans if span["kind"] == 2}
     # One SERVER span per request, from pgotel's middleware only (no stock or FastAPI-native server span).
     assert sorted((span["name"], span["scope"]) for span in server_spans.values()) == [
+        ("GET /boom", "pgotel.instrumentation.fastapi"),
         ("GET /db", "pgotel.instrumentation.fastapi"),
         ("GET /hello/{name}", "pgotel.instrumentation.fastapi"),
         ("GET /hello/{name}", "pgotel.instrumentation.fastapi"),
@@ -119,11 +125,22 @@ def test_opentelemetry_instrument_gives_pgotel_telemetry(dsn: str, tmp_path: Pat
         ("SELECT", db_span["trace_id"], db_span["span_id"])
     ]
 
-    logs = asyncio.run(_stored(dsn, "SELECT body #>> '{}' AS body, trace_id FROM pgotel.logs"))
-    assert sorted((log["body"], log["trace_id"]) for log in logs) == [
+    logs = asyncio.run(
+        _stored(
+            dsn,
+            "SELECT l.body #>> '{}' AS body, l.trace_id, sc.name AS logger"
+            " FROM pgotel.logs l JOIN pgotel.scopes sc ON sc.id = l.scope_id",
+        )
+    )
+    assert sorted((log["body"], log["trace_id"]) for log in logs if log["logger"] != "uvicorn.error") == [
         ("greeting alice", server_spans["/hello/alice"]["trace_id"]),
         ("greeting bob", server_spans["/hello/bob"]["trace_id"]),
     ]
+    # uvicorn's own records, which its default logging keeps from the root logger, are exported too; its report
+    # of the exception that escaped /boom (written after the request's span ended) carries that request's trace.
+    server_records = {(log["body"], log["trace_id"]) for log in logs if log["logger"] == "uvicorn.error"}
+    assert ("Application startup complete.", None) in server_records
+    assert ("Exception in ASGI application\n", server_spans["/boom"]["trace_id"]) in server_records
 
     measured = asyncio.run(
         _stored(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pgotel.instrumentation import (
     add_trace_context,
@@ -15,7 +17,7 @@ from pgotel.instrumentation import (
     redact_secrets,
     uninstrument_logging,
 )
-from tests.instrumentation.conftest import Telemetry, client_for, instrumented
+from tests.instrumentation.conftest import Telemetry, client_for, instrumented, make_app
 
 
 @pytest.fixture
@@ -120,10 +122,71 @@ def test_the_demo_app_logs_like_any_app(exported_logs: Telemetry) -> None:
     assert [entry.log_record.body for entry in exported_logs.log_records()] == ["demo trouble"]
 
 
-def test_uninstrumenting_stops_the_export(telemetry: Telemetry) -> None:
+def test_uninstrumenting_stops_the_export(telemetry: Telemetry, uvicorn_logging: None) -> None:
     handler = instrument_logging(telemetry.logger_provider)
     uninstrument_logging(handler)
 
     logging.getLogger("shop").error("after")
+    logging.getLogger("uvicorn.error").error("after")
 
     assert telemetry.log_records() == []
+
+
+@pytest.fixture
+def uvicorn_logging() -> Iterator[None]:
+    """The `uvicorn` logger as uvicorn's default logging config leaves it: its records stop before the root."""
+    server_logger = logging.getLogger("uvicorn")
+    propagate = server_logger.propagate
+    server_logger.propagate = False
+    yield
+    server_logger.propagate = propagate
+
+
+def served_like_uvicorn(app: ASGIApp) -> ASGIApp:
+    """What uvicorn does with an exception that escapes the app (after its 500 was sent): log it, outside the
+    request's span, on `uvicorn.error`."""
+
+    async def server(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        except Exception as exc:
+            logging.getLogger("uvicorn.error").error("Exception in ASGI application\n", exc_info=exc)
+
+    return server
+
+
+def _uvicorn_records(pipeline: Telemetry) -> list[Any]:
+    return [entry.log_record for entry in pipeline.log_records() if entry.instrumentation_scope.name == "uvicorn.error"]
+
+
+@pytest.mark.parametrize("reaches_root", [False, True], ids=["uvicorn-default-logging", "propagating-to-root"])
+async def test_the_servers_report_of_an_unhandled_exception_joins_the_requests_trace(
+    exported_logs: Telemetry, uvicorn_logging: None, reaches_root: bool
+) -> None:
+    logging.getLogger("uvicorn").propagate = reaches_root
+    app = instrumented(make_app(), exported_logs)
+    async with client_for(served_like_uvicorn(app)) as client:
+        response = await client.get("/boom")
+
+    assert response.status_code == 500
+    [server_span] = exported_logs.server_spans()
+    [record] = _uvicorn_records(exported_logs)  # once, whichever way the record travels
+    assert record.body == "Exception in ASGI application\n"
+    assert format(record.trace_id or 0, "032x") == response.headers["X-Trace-ID"]
+    assert record.span_id == server_span.context.span_id
+    assert record.attributes is not None
+    assert record.attributes["exception.type"] == "RuntimeError"
+
+
+def test_the_servers_other_records_are_exported_without_a_trace(
+    exported_logs: Telemetry, uvicorn_logging: None
+) -> None:
+    logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
+    try:
+        raise RuntimeError("outside any request")
+    except RuntimeError:
+        logging.getLogger("uvicorn.error").exception("Exception in ASGI application\n")
+
+    records = _uvicorn_records(exported_logs)
+    assert [record.body for record in records] == ["Invalid HTTP request received.", "Exception in ASGI application\n"]
+    assert [record.trace_id for record in records] == [0, 0]

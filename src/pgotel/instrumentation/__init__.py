@@ -6,7 +6,7 @@ from pgotel.instrumentation._asgi import TRACE_ID_HEADER, ServerTelemetryMiddlew
 from pgotel.instrumentation._clients import instrument_clients
 from pgotel.instrumentation._durations import RequestDurations
 from pgotel.instrumentation._fastapi import INSTRUMENTATION_SCOPE, instrument_app, request_durations
-from pgotel.instrumentation._logging import instrument_logging, uninstrument_logging
+from pgotel.instrumentation._logging import attach_to_server_loggers, instrument_logging, uninstrument_logging
 from pgotel.instrumentation._otlp_guard import guard_otlp_exporters
 from pgotel.instrumentation._redaction import redact_before_export
 from pgotel.instrumentation._routes import OVERFLOW_ROUTE, RouteNamer, normalise_path
@@ -23,6 +23,7 @@ __all__ = [
     "RouteNamer",
     "ServerTelemetryMiddleware",
     "add_trace_context",
+    "attach_to_server_loggers",
     "guard_otlp_exporters",
     "instrument_app",
     "instrument_clients",

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pgotel._sdk import add_plain_attributes, attributes_read_at_start, span_processors
 from pgotel.instrumentation._durations import RequestDurations, outcome_attributes
+from pgotel.instrumentation._logging import mark_escaped
 from pgotel.instrumentation._redaction import RedactingSpanProcessor
 from pgotel.instrumentation._routes import RouteNamer, new_route_report
 
@@ -101,6 +102,7 @@ class ServerTelemetryMiddleware:
             await self.app(scope, receive, send_with_trace_headers)
         except BaseException as exc:
             error = exc
+            mark_escaped(exc, span_context)  # the server's log line about it, written after the span, joins its trace
             raise
         finally:
             context.detach(token)
