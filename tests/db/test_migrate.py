@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import asyncpg
@@ -44,3 +45,19 @@ async def test_partition_boundaries_are_utc_days(conn: asyncpg.Connection) -> No
         f"spans_p{day.strftime('%Y%m%d')}",
     )
     assert f"'{day.isoformat()} 00:00:00+00'" in bound_utc
+
+
+async def test_concurrent_partition_maintenance_never_collides(dsn: str) -> None:
+    """Every worker of `uvicorn --workers N` creates and prunes partitions as it starts, at the same moment."""
+    today = db.utc_today()
+    first, last = today + dt.timedelta(days=10), today + dt.timedelta(days=40)
+    workers = [await asyncpg.connect(dsn) for _ in range(4)]
+    try:
+        created = await asyncio.gather(*(db.ensure_partitions(conn, first, last) for conn in workers))
+        assert sorted(created) == [0, 0, 0, 31 * 5]  # one caller created them all, the others found them
+        await db.ensure_partitions(workers[0], today - dt.timedelta(days=45), today - dt.timedelta(days=35))
+        dropped = await asyncio.gather(*(db.prune(conn, retention_days=30) for conn in workers))
+        assert sorted(len(names) for names in dropped) == [0, 0, 0, 11 * 5]
+    finally:
+        for conn in workers:
+            await conn.close()
