@@ -1,6 +1,6 @@
 """Counts of what the exporters stored, sanitized and dropped (by reason), and their self-metrics.
 
-A drop is also logged (logger `pgotel.exporter`, one line per reason every 30 s at most): the self-metrics
+A drop is also logged (logger `pgotel.exporter`, one line per signal and reason every 30 s at most): the self-metrics
 cannot reach PostgreSQL while it is unreachable, nor after shutdown, nor with the host's clock far off."""
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ class Accounting:
             self._stored[signal] += count
 
     def dropped(self, signal: str, reason: str, count: int = 1, *, error: BaseException | None = None) -> None:
-        """Count `count` dropped items and log it (with `error`, if given) unless this reason was logged lately."""
+        """Count `count` dropped items and log it (with `error`, if given) unless this signal's drops for this
+        reason were logged lately."""
         if not count:
             return
         with self._lock:
@@ -88,7 +89,7 @@ class Accounting:
             "pgotel: %d %s dropped (%s, %d so far): %s%s",
             count, signal, reason, total, _DROP_EXPLANATIONS.get(reason, reason),
             f": {error!r}" if error is not None else "",
-            key=reason,
+            key=f"{signal}/{reason}",
         )  # fmt: skip
 
     def sanitized(self, signal: str, reason: str, count: int = 1) -> None:

@@ -6,7 +6,7 @@ has no value for: the OTel exporter then drops the attribute, or, for a span nam
 encode and loses the whole batch. pgotel's own exporter sanitizes such values (`exporter/_encode.py`); an
 OTLP exporter gets the same treatment from this wrapper, on the batch worker thread, before it encodes:
 each such value is replaced (invalid characters by `?`, an integer by its decimal text, an object by its
-repr), counted by signal and reason, and logged at most every 30 s per reason; the rest of the batch is
+repr), counted by signal and reason, and logged at most every 30 s per signal and reason; the rest of the batch is
 exported as is."""
 
 from __future__ import annotations
