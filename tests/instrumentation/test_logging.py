@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pgotel.instrumentation import (
     add_trace_context,
+    export_event,
     instrument_logging,
     redact_secrets,
     uninstrument_logging,
@@ -82,6 +85,63 @@ def test_structlog_event_becomes_a_record_with_redacted_attributes(
         "trace_id": format(span.get_span_context().trace_id, "032x"),
         "span_id": format(span.get_span_context().span_id, "016x"),
     }
+
+
+@pytest.fixture
+def printing_structlog() -> Iterator[io.StringIO]:
+    """structlog printing JSON lines itself (no stdlib logging), with pgotel's processors before the renderer."""
+    output = io.StringIO()
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            add_trace_context,
+            redact_secrets,
+            export_event,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(output),
+        cache_logger_on_first_use=False,
+    )
+    yield output
+    structlog.reset_defaults()
+
+
+def test_structlog_printing_its_own_output_is_exported_too(
+    exported_logs: Telemetry, printing_structlog: io.StringIO
+) -> None:
+    with exported_logs.tracer_provider.get_tracer("test").start_as_current_span("checkout") as span:
+        structlog.get_logger().warning("payment declined", order_id=7, api_key="PLANTED-KEY")
+        try:
+            raise TimeoutError("gateway")
+        except TimeoutError:
+            structlog.get_logger().exception("gateway failed")
+
+    declined, failed = [entry.log_record for entry in exported_logs.log_records()]
+    context = span.get_span_context()
+    assert (declined.body, declined.severity_text, declined.trace_id, declined.span_id) == (
+        "payment declined", "WARN", context.trace_id, context.span_id,
+    )  # fmt: skip
+    assert dict(declined.attributes or {}) == {
+        "order_id": 7,
+        "api_key": "[REDACTED]",
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
+    assert (failed.body, failed.severity_text) == ("gateway failed", "ERROR")
+    assert failed.attributes is not None
+    assert failed.attributes["exception.type"] == "TimeoutError"
+    # What structlog prints is unchanged by the export.
+    printed = [json.loads(line) for line in printing_structlog.getvalue().splitlines()]
+    assert [(line["event"], line["level"]) for line in printed] == [
+        ("payment declined", "warning"),
+        ("gateway failed", "error"),
+    ]
+
+
+def test_export_event_without_setup_only_passes_the_event_on(printing_structlog: io.StringIO) -> None:
+    structlog.get_logger().info("no pipeline", step=1)
+
+    assert json.loads(printing_structlog.getvalue()) == {"event": "no pipeline", "step": 1, "level": "info"}
 
 
 @pytest.mark.parametrize("name", ["pgotel", "pgotel.exporter", "asyncpg.pool", "opentelemetry.sdk.trace"])

@@ -10,7 +10,7 @@ from pgotel.instrumentation._logging import attach_to_server_loggers, instrument
 from pgotel.instrumentation._otlp_guard import guard_otlp_exporters
 from pgotel.instrumentation._redaction import redact_before_export
 from pgotel.instrumentation._routes import OVERFLOW_ROUTE, RouteNamer, normalise_path
-from pgotel.instrumentation._structlog import add_trace_context, redact_secrets, use_redactor
+from pgotel.instrumentation._structlog import add_trace_context, export_event, redact_secrets, use_redactor
 from pgotel.instrumentation._traced import traced
 from pgotel.instrumentation._tracer import BoundTracerProvider, pgotel_tracer_provider
 
@@ -24,6 +24,7 @@ __all__ = [
     "ServerTelemetryMiddleware",
     "add_trace_context",
     "attach_to_server_loggers",
+    "export_event",
     "guard_otlp_exporters",
     "instrument_app",
     "instrument_clients",

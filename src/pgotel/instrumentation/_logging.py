@@ -104,6 +104,12 @@ def attach_to_server_loggers(handler: logging.Handler) -> None:
             server_logger.addHandler(_UnpropagatedRecords(handler))
 
 
+def exporting_handler() -> logging.Handler | None:
+    """The handler `instrument_logging` attached to the root logger, if any (the last one attached)."""
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, _CorrelatingHandler)]
+    return handlers[-1] if handlers else None
+
+
 def uninstrument_logging(handler: logging.Handler) -> None:
     logging.getLogger().removeHandler(handler)
     for name in _SERVER_LOGGERS:

@@ -1,18 +1,23 @@
-"""structlog processors: stamp the active trace context on events, and redact secret fields.
+"""structlog processors: stamp the active trace context on events, redact secret fields, export events.
 
-Both are plain `(logger, method_name, event_dict) -> event_dict` functions. With
-`structlog.stdlib.render_to_log_kwargs` last in the chain, an event reaches the OTel logs signal through
-the root handler as a record whose body is the event and whose attributes are the other keys.
+All are plain `(logger, method_name, event_dict) -> event_dict` functions. An event reaches the OTel logs
+signal as a record whose body is the event and whose attributes are the other keys, either through
+stdlib logging (`structlog.stdlib.render_to_log_kwargs` last in the chain: the root handler exports it) or,
+for chains that print events themselves (structlog's default `PrintLogger`, a JSON renderer to stdout),
+through `export_event` placed before the renderer. One of the two: both would export each event twice.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from opentelemetry import trace
-from structlog.typing import EventDict
+from structlog.typing import EventDict, ExcInfo
 
 from pgotel.config import RedactionSettings, Redactor
+from pgotel.instrumentation._logging import exporting_handler
 
 _redactor = Redactor.from_settings(RedactionSettings())
 
@@ -41,3 +46,56 @@ def redact_secrets(logger: Any, method_name: str, event_dict: EventDict) -> Even
         elif isinstance(value, str):
             event_dict[key] = redactor.redact_url(value)
     return event_dict
+
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+# Keys structlog's own processors add that the record carries otherwise (its level, time and exception).
+_NOT_ATTRIBUTES = frozenset({"event", "level", "timestamp", "exc_info", "logger"})
+
+
+def export_event(logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
+    """Export the event through the handler `pgotel.setup()` attached to the root logger (nothing without
+    one), with the active trace context; the event goes on to the next processor unchanged."""
+    handler = exporting_handler()
+    if handler is not None:
+        handler.handle(_log_record(logger, method_name, event_dict))
+    return event_dict
+
+
+def _log_record(logger: Any, method_name: str, event_dict: EventDict) -> logging.LogRecord:
+    name = event_dict.get("logger") or getattr(logger, "name", None) or "structlog"
+    record = logging.LogRecord(
+        str(name),
+        _LEVELS.get(method_name, logging.INFO),
+        pathname="",
+        lineno=0,
+        msg=str(event_dict.get("event", "")),
+        args=None,
+        exc_info=_exc_info(event_dict.get("exc_info")),
+    )
+    for key, value in event_dict.items():
+        if key not in _NOT_ATTRIBUTES and not hasattr(record, key):  # as stdlib's `extra`, minus its KeyError
+            setattr(record, key, value)
+    return record
+
+
+def _exc_info(value: object) -> ExcInfo | None:
+    """structlog's `exc_info` (True, an exception, or a sys.exc_info() tuple) as a sys.exc_info() tuple."""
+    if isinstance(value, BaseException):
+        return type(value), value, value.__traceback__
+    if isinstance(value, tuple) and len(value) == 3 and value[0] is not None:
+        return value
+    if value is True:
+        info = sys.exc_info()
+        return info if info[0] is not None else None
+    return None
