@@ -7,9 +7,6 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-
 DEFAULT_REDACTED_KEYS: tuple[str, ...] = (
     "password",
     "passwd",
@@ -29,13 +26,15 @@ DEFAULT_REDACTED_KEYS: tuple[str, ...] = (
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: YAML gives real ints, bools and strings, so `days: true` or `days: "7"` is a mistake, not a 1 or a 7.
+    # (YAML types a `${VAR:-7}` value after substituting it, so `days: ${DAYS:-7}` is still an int.)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class EmbeddedSettings(_Section):
     """Where the embedded PostgreSQL keeps its data, and on which loopback port it listens."""
 
-    data_dir: Path = Path(".pgotel")
+    data_dir: Annotated[Path, Field(strict=False)] = Path(".pgotel")  # YAML gives a string
     port: Annotated[int, Field(ge=0, le=65535)] = 0
 
 
@@ -57,7 +56,7 @@ class RetentionSettings(_Section):
 class RedactionSettings(_Section):
     """Attribute, header, log-field and query-parameter names whose values never reach storage."""
 
-    keys: tuple[str, ...] = DEFAULT_REDACTED_KEYS
+    keys: Annotated[tuple[str, ...], Field(strict=False)] = DEFAULT_REDACTED_KEYS  # YAML gives a list
     replacement: str = "[REDACTED]"
 
 
@@ -104,7 +103,7 @@ class MonitoringSettings(_Section):
     @field_validator("redis_url", mode="before")
     @classmethod
     def _empty_url_is_none(cls, value: object) -> object:
-        return value or None
+        return None if value == "" else value
 
 
 class PgotelSettings(_Section):
