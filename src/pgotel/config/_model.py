@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_REDACTED_KEYS: tuple[str, ...] = (
     "password",
@@ -29,6 +29,20 @@ class _Section(BaseModel):
     # Strict: YAML gives real ints, bools and strings, so `days: true` or `days: "7"` is a mistake, not a 1 or a 7.
     # (YAML types a `${VAR:-7}` value after substituting it, so `days: ${DAYS:-7}` is still an int.)
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_are_defaults(cls, data: Any) -> Any:
+        """A section written with nothing under it (`retention:`, every key commented out) is YAML's null:
+        its defaults, as for an empty `pgotel:`."""
+        if not isinstance(data, dict):
+            return data
+        return {key: {} if value is None and _is_section(cls, key) else value for key, value in data.items()}
+
+
+def _is_section(model: type[BaseModel], key: str) -> bool:
+    field = model.model_fields.get(key)
+    return field is not None and isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
 
 
 class EmbeddedSettings(_Section):
