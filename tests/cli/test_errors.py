@@ -1,12 +1,16 @@
 from __future__ import annotations
 
-import subprocess
-import sys
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from pgotel.cli import main
+from tests.cli.console import run_pgotel
+
+MINIMAL_CONFIG = 'file_format: "1.0"\n'
 
 
 @pytest.mark.parametrize(
@@ -29,16 +33,83 @@ def test_config_error_is_one_line_and_exit_code_2(
 
 
 def test_missing_config_file_through_the_console_script(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "pgotel"), "db", "status", "--config", "absent.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_pgotel("db", "status", "--config", "absent.yaml", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "pgotel: absent.yaml: configuration file not found (pass config=... to pgotel.setup, "
         "or set OTEL_CONFIG_FILE to an existing otel-config.yaml)"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound, so no one else takes it, but not listening."""
+    with socket.socket() as unlistened:
+        unlistened.bind(("127.0.0.1", 0))
+        yield int(unlistened.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["migrate"], ["prune"], ["demo", "--port", "0", "--duration", "1"]],
+    ids=["migrate", "prune", "demo"],
+)
+def test_an_unreachable_database_is_one_line_without_the_password_and_exit_code_1(
+    tmp_path: Path, refused_port: int, command: list[str]
+) -> None:
+    (tmp_path / "otel-config.yaml").write_text(MINIMAL_CONFIG)
+    dsn = f"postgresql://app:s3cret-pw@127.0.0.1:{refused_port}/shop"
+    result = run_pgotel(*command, cwd=tmp_path, env={"PGOTEL_DSN": dsn})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"pgotel: cannot connect to PostgreSQL at postgresql://app:***@127.0.0.1:{refused_port}/shop: "
+        "Connection refused"
+    ]
+    assert "Traceback" not in result.stderr
+    assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("password", "database", "reason"),
+    [
+        ("wrong-password", "postgres", 'password authentication failed for user "postgres"'),
+        (None, "pgotel_no_such_db", 'database "pgotel_no_such_db" does not exist'),
+    ],
+    ids=["wrong password", "missing database"],
+)
+def test_a_login_the_server_rejects_is_one_line_naming_why(
+    tmp_path: Path, server_dsn: str, password: str | None, database: str, reason: str
+) -> None:
+    server = urlsplit(server_dsn)
+    dsn = f"postgresql://{server.username}:{password or server.password}@{server.hostname}:{server.port}/{database}"
+    (tmp_path / "otel-config.yaml").write_text(MINIMAL_CONFIG)
+    result = run_pgotel("migrate", cwd=tmp_path, env={"PGOTEL_DSN": dsn})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"pgotel: cannot connect to PostgreSQL at postgresql://{server.username}:***@{server.hostname}:{server.port}"
+        f"/{database}: {reason}"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "data_dir", "reason"),
+    [
+        (["db", "start"], "/proc/nope", "/proc/nope: No such file or directory"),
+        (["migrate"], "a-file/pg", "a-file/pg: Not a directory"),
+    ],
+)
+def test_an_unusable_embedded_data_dir_is_one_line_and_exit_code_1(
+    tmp_path: Path, command: list[str], data_dir: str, reason: str
+) -> None:
+    (tmp_path / "a-file").write_text("a regular file, not a directory\n")
+    config = tmp_path / "otel-config.yaml"
+    config.write_text(f"{MINIMAL_CONFIG}pgotel:\n  database:\n    embedded:\n      data_dir: {data_dir}\n")
+    result = run_pgotel(*command, "--config", str(config), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"pgotel: cannot use {data_dir} as the embedded PostgreSQL's data dir ({reason}); "
+        "set pgotel.database.embedded.data_dir to a directory this user can create and write"
     ]
     assert "Traceback" not in result.stderr

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from pgotel import db
 from pgotel.cli import main
+from tests.cli.console import PGOTEL
 
 
 def _write_config(tmp_path: Path, dashboard: str) -> Path:
@@ -46,9 +46,8 @@ def test_serve_without_a_token_names_the_setting(tmp_path: Path, capsys: pytest.
 def test_serve_answers_the_summary_api(tmp_path: Path) -> None:
     config = _write_config(tmp_path, "    auth: s3cret-token\n")
     port = _free_port()
-    pgotel = Path(sys.executable).parent / "pgotel"
     server = subprocess.Popen(
-        [str(pgotel), "serve", "--config", str(config), "--port", str(port)],
+        [str(PGOTEL), "serve", "--config", str(config), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

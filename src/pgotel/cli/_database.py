@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,3 +20,14 @@ def database_dsn(database: DatabaseSettings) -> Iterator[str]:
     finally:
         if started_here:
             db.stop_embedded(data_dir)
+
+
+def check_connection(dsn: str) -> None:
+    """Connect once, for a command that hands the DSN to an app: a database it cannot reach (or log in to)
+    fails here, as one line, and not as the traceback of the app's failed startup."""
+    asyncio.run(_connect_and_close(dsn))
+
+
+async def _connect_and_close(dsn: str) -> None:
+    conn = await db.connect(dsn)
+    await conn.close()

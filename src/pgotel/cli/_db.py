@@ -13,7 +13,7 @@ EXIT_NOT_RUNNING = 1
 
 
 def register(commands: argparse._SubParsersAction[Any], *, parents: list[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("db", help="manage the embedded PostgreSQL server")
+    parser = commands.add_parser("db", parents=parents, help="manage the embedded PostgreSQL server")
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, run, summary in (
         ("start", _start, "start the embedded server (or reuse the one already running)"),

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from pgotel.cli._database import database_dsn
+from pgotel.cli._database import check_connection, database_dsn
 from pgotel.config import load_config
 
 EXIT_DEMO_ERROR = 1
@@ -39,6 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         with bind_loopback(args.port) as listener, database_dsn(config.settings.database) as dsn:
+            check_connection(dsn)
             report = run_demo(config, dsn, listener, options, started_at=started_at)
     except (DemoError, EmbeddedRedisError) as exc:
         print(f"pgotel demo: {exc}", file=sys.stderr)

@@ -11,26 +11,29 @@ from pgotel.cli import _db, _demo, _schema, _serve
 from pgotel.config import DEFAULT_CONFIG_FILE, PgotelConfigError
 from pgotel.db import EmbeddedPostgresError
 
+# Not yet exported by pgotel.db (its __init__ belongs to another change).
+from pgotel.db._connect import DatabaseConnectError
+
 EXIT_CONFIG_ERROR = 2
 EXIT_DATABASE_ERROR = 1
+CONFIG_HELP = "otel-config.yaml to read (default: $OTEL_CONFIG_FILE, else ./otel-config.yaml)"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    config = argparse.ArgumentParser(add_help=False)
-    config.add_argument(
-        "--config",
-        default=os.environ.get("OTEL_CONFIG_FILE", DEFAULT_CONFIG_FILE),
-        help="otel-config.yaml to read (default: $OTEL_CONFIG_FILE, else ./otel-config.yaml)",
-    )
     parser = argparse.ArgumentParser(
         prog="pgotel",
         description="OpenTelemetry for FastAPI, stored in PostgreSQL, with a dashboard.",
     )
+    parser.add_argument("--config", default=os.environ.get("OTEL_CONFIG_FILE", DEFAULT_CONFIG_FILE), help=CONFIG_HELP)
+    # Also accepted after the command. A subcommand's parser writes its defaults over the values parsed before
+    # the command, so its copy has none (SUPPRESS): `pgotel --config x.yaml migrate` keeps x.yaml.
+    after_command = argparse.ArgumentParser(add_help=False)
+    after_command.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _demo.register(commands, parents=[config])
-    _serve.register(commands, parents=[config])
-    _schema.register(commands, parents=[config])
-    _db.register(commands, parents=[config])
+    _demo.register(commands, parents=[after_command])
+    _serve.register(commands, parents=[after_command])
+    _schema.register(commands, parents=[after_command])
+    _db.register(commands, parents=[after_command])
     return parser
 
 
@@ -42,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PgotelConfigError as exc:
         print(f"pgotel: {exc}", file=sys.stderr)
         return EXIT_CONFIG_ERROR
-    except EmbeddedPostgresError as exc:
+    except (EmbeddedPostgresError, DatabaseConnectError) as exc:
         print(f"pgotel: {exc}", file=sys.stderr)
         return EXIT_DATABASE_ERROR
     return code

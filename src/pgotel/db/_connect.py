@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import asyncpg
 
-from pgotel.config import DatabaseSettings
+from pgotel.config import DatabaseSettings, Redactor
 from pgotel.db import _embedded
 from pgotel.db._migrate import migrate
 
 # Commits keep the server's durability (no `synchronous_commit = off`): a row counted as stored survives a
 # server crash, and at one COPY per table per flush the commit's WAL flush costs nothing measurable.
 WRITER_SERVER_SETTINGS = {"application_name": "pgotel"}
+# A DSN in an error message keeps its user, host and database but not its password (nor a password= parameter).
+_DSN_PASSWORD = Redactor(("password",), "***")
+
+
+class DatabaseConnectError(RuntimeError):
+    """PostgreSQL could not be reached, or refused the login or the database; the message names the DSN
+    (password masked) and the reason."""
 
 
 def resolve_dsn(database: DatabaseSettings) -> str:
@@ -24,7 +32,20 @@ def resolve_dsn(database: DatabaseSettings) -> str:
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
-    return await asyncpg.connect(dsn, server_settings=WRITER_SERVER_SETTINGS, **kwargs)
+    try:
+        return await asyncpg.connect(dsn, server_settings=WRITER_SERVER_SETTINGS, **kwargs)
+    except (OSError, asyncpg.PostgresError) as exc:  # the network, or the server's answer to the login
+        masked = _DSN_PASSWORD.redact_url(dsn)
+        raise DatabaseConnectError(f"cannot connect to PostgreSQL at {masked}: {_reason(exc)}") from exc
+
+
+def _reason(exc: OSError | asyncpg.PostgresError) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno:
+        # asyncio replaces a socket error's text with "Connect call failed (address)"; a DNS error's errno is < 0
+        return os.strerror(exc.errno) if exc.errno > 0 else (exc.strerror or str(exc))
+    return str(exc)  # the server's answer (`password authentication failed for user "app"`), or asyncpg's
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:

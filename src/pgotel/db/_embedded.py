@@ -78,7 +78,6 @@ def status(data_dir: Path) -> EmbeddedServer | None:
 
 def start(data_dir: Path, *, port: int = 0) -> EmbeddedServer:
     """Start (or reuse) the server for `data_dir`; safe to call from several processes at once."""
-    data_dir.mkdir(parents=True, exist_ok=True)
     with _exclusive(data_dir):
         running = status(data_dir)
         if running is not None:
@@ -237,9 +236,16 @@ def _ensure_system_user() -> pwd.struct_passwd:
 @contextmanager
 def _exclusive(data_dir: Path) -> Iterator[None]:
     """Serialise start/stop across processes (uvicorn workers all call setup at once)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    _grant_to_system_user(data_dir.resolve())
-    with (data_dir / "lock").open("a") as handle:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _grant_to_system_user(data_dir.resolve())
+        lock = (data_dir / "lock").open("a")
+    except OSError as exc:
+        raise EmbeddedPostgresError(
+            f"cannot use {data_dir} as the embedded PostgreSQL's data dir ({exc.filename}: {exc.strerror}); "
+            "set pgotel.database.embedded.data_dir to a directory this user can create and write"
+        ) from exc
+    with lock as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
