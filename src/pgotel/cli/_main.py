@@ -9,10 +9,7 @@ from collections.abc import Sequence
 
 from pgotel.cli import _db, _demo, _schema, _serve
 from pgotel.config import DEFAULT_CONFIG_FILE, PgotelConfigError
-from pgotel.db import EmbeddedPostgresError
-
-# Not yet exported by pgotel.db (its __init__ belongs to another change).
-from pgotel.db._connect import DatabaseConnectError
+from pgotel.db import DatabaseConnectError, EmbeddedPostgresError
 
 EXIT_CONFIG_ERROR = 2
 EXIT_DATABASE_ERROR = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pgotel.db._connect import WRITER_SERVER_SETTINGS, connect, open_pool, resolve_dsn
+from pgotel.db._connect import WRITER_SERVER_SETTINGS, DatabaseConnectError, connect, open_pool, resolve_dsn
 from pgotel.db._embedded import EmbeddedPostgresError, EmbeddedServer
 from pgotel.db._embedded import start as start_embedded
 from pgotel.db._embedded import status as embedded_status
@@ -52,6 +52,7 @@ __all__ = [
     "SIDE_TABLES",
     "US_PER_DAY",
     "WRITER_SERVER_SETTINGS",
+    "DatabaseConnectError",
     "DatabaseServerStats",
     "EmbeddedPostgresError",
     "EmbeddedServer",
