@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -79,3 +80,49 @@ def test_demo_serves_stores_telemetry_and_leaves_nothing_behind(tmp_path: Path, 
     assert counts["logs"] > 0
     assert counts["metric_points"] > 0
     assert counts["failed"] > 0
+
+
+_BROKEN_STARTUP = """
+import sys
+from contextlib import asynccontextmanager
+
+import pgotel.demo._run
+from pgotel.cli import main
+
+create_demo_app = pgotel.demo._run.create_demo_app
+
+
+def broken_demo_app(dsn, redis_url):
+    app = create_demo_app(dsn, redis_url)
+
+    @asynccontextmanager
+    async def lifespan(running):
+        raise RuntimeError("the app's startup broke")
+        yield
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+pgotel.demo._run.create_demo_app = broken_demo_app
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_app_whose_startup_fails_ends_the_demo_with_its_error(tmp_path: Path, repo_root: Path, dsn: str) -> None:
+    # uvicorn exits the process (SystemExit) when the app's startup fails: the demo must still report it and stop
+    # what it started, not hang on threads left running.
+    shutil.copy(repo_root / "otel-config.yaml", tmp_path / "otel-config.yaml")
+    (tmp_path / "broken_demo.py").write_text(_BROKEN_STARTUP)
+    result = subprocess.run(
+        [sys.executable, "broken_demo.py", "demo", "--duration", "8", "--port", str(_free_port())],
+        cwd=tmp_path,
+        env={**os.environ, "PGOTEL_DSN": dsn},
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "RuntimeError: the app's startup broke" in result.stderr
+    assert result.stderr.rstrip().endswith("pgotel demo: the demo app failed to start; its error is logged above")
+    assert _processes_under(tmp_path) == []

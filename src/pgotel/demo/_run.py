@@ -125,7 +125,7 @@ async def _serve(run: _DemoRun, *, started_at: float, out: TextIO) -> TrafficRep
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             )
         )
-        serving = asyncio.create_task(server.serve(sockets=[run.listener]))
+        serving = asyncio.create_task(_serve_until_exit(server, run.listener))
         report = TrafficReport()
         try:
             if await _started(server, serving, stop):
@@ -143,6 +143,14 @@ async def _serve(run: _DemoRun, *, started_at: float, out: TextIO) -> TrafficRep
             await serving
             await asyncio.to_thread(handle.shutdown)
     return report
+
+
+async def _serve_until_exit(server: uvicorn.Server, listener: socket.socket) -> None:
+    """uvicorn's serve(), which exits the process (SystemExit) when the app's startup fails: here that ends the
+    task instead, so the demo reports it and stops what it started (a SystemExit inside a task would escape
+    asyncio.run before its cleanup, leaving threads that keep the process alive)."""
+    with contextlib.suppress(SystemExit):
+        await server.serve(sockets=[listener])
 
 
 @contextlib.contextmanager
