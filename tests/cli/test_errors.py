@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import asyncio
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from pgotel.cli import main
@@ -113,3 +116,35 @@ def test_an_unusable_embedded_data_dir_is_one_line_and_exit_code_1(
         "set pgotel.database.embedded.data_dir to a directory this user can create and write"
     ]
     assert "Traceback" not in result.stderr
+
+
+async def _create_role(dsn: str, name: str, password: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+    finally:
+        await conn.close()
+
+
+async def _drop_role(dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"DROP ROLE {name}")
+    finally:
+        await conn.close()
+
+
+def test_a_command_postgresql_refuses_after_login_is_one_line_and_exit_code_1(tmp_path: Path, empty_dsn: str) -> None:
+    role = f"pgotel_no_create_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_create_role(empty_dsn, role, "pw"))
+    try:
+        target = urlsplit(empty_dsn)
+        dsn = f"postgresql://{role}:pw@{target.hostname}:{target.port}{target.path}"
+        (tmp_path / "otel-config.yaml").write_text(MINIMAL_CONFIG)
+        result = run_pgotel("migrate", cwd=tmp_path, env={"PGOTEL_DSN": dsn})
+    finally:
+        asyncio.run(_drop_role(empty_dsn, role))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"pgotel: PostgreSQL refused the command: permission denied for database {target.path[1:]} (SQLSTATE 42501)"
+    ]

@@ -91,6 +91,15 @@ def test_a_section_with_nothing_under_it_means_its_defaults(tmp_path: Path, monk
     assert settings == PgotelSettings(dashboard=DashboardSettings(enabled=False))
 
 
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://app@db:5432/shop", "postgres://h1:5432,h2:5433/shop", "postgresql:///shop?host=/run/pg"]
+)
+def test_dsns_asyncpg_takes_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dsn: str) -> None:
+    monkeypatch.delenv("PGOTEL_DSN", raising=False)
+    loaded = load_config(_write(tmp_path, _MINIMAL + f"pgotel:\n  database:\n    dsn: '{dsn}'\n"))
+    assert loaded.settings.database.dsn == dsn
+
+
 def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PGOTEL_DSN", "postgresql://env@localhost/db")
     loaded = load_config(_write(tmp_path, _MINIMAL + "pgotel:\n  database:\n    dsn: postgresql://file@x/db\n"))
@@ -126,6 +135,10 @@ def test_otel_schema_errors_name_the_file(tmp_path: Path) -> None:
         ("redaction: {keys: [password, 5]}", "pgotel.redaction.keys[1]: expected a string (quote"),
         ("database: {embedded: {data_dir: 5}}", "pgotel.database.embedded.data_dir: expected a path; got 5"),
         ("retention: 5", "pgotel.retention: expected a mapping; got 5"),
+        (
+            "database: {dsn: 'postgresql://app:pw@db:abc/shop'}",
+            "pgotel.database.dsn: expected a postgresql:// URL with a numeric port (Port could not be cast",
+        ),
     ],
 )
 def test_values_of_the_wrong_type_are_refused_in_yaml_words(tmp_path: Path, section: str, expected: str) -> None:

@@ -7,6 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+import asyncpg
+
 from pgotel.cli import _db, _demo, _schema, _serve
 from pgotel.config import DEFAULT_CONFIG_FILE, PgotelConfigError
 from pgotel.db import DatabaseConnectError, EmbeddedPostgresError
@@ -44,5 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG_ERROR
     except (EmbeddedPostgresError, DatabaseConnectError) as exc:
         print(f"pgotel: {exc}", file=sys.stderr)
+        return EXIT_DATABASE_ERROR
+    except asyncpg.PostgresError as exc:  # connected, then refused: e.g. a role without CREATE rights
+        print(f"pgotel: PostgreSQL refused the command: {exc} (SQLSTATE {exc.sqlstate})", file=sys.stderr)
         return EXIT_DATABASE_ERROR
     return code

@@ -39,6 +39,7 @@ _EXPECTED: dict[str, str] = {
     "greater_than_equal": "expected at least {ge}",
     "less_than_equal": "expected at most {le}",
     "string_pattern_mismatch": "expected a string matching {pattern}",
+    "value_error": "{error}",  # a validator's own message
 }
 # opentelemetry-configuration's loader logs each error it raises, a YAML parser's traceback included.
 _OTEL_LOADER_LOGGER = logging.getLogger(load_config_file.__module__)

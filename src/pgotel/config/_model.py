@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -58,6 +59,20 @@ class DatabaseSettings(_Section):
     dsn: str = Field(default="embedded", pattern=r"^(embedded|postgres(ql)?://.*)$")
     embedded: EmbeddedSettings = EmbeddedSettings()
     pool_size: Annotated[int, Field(ge=1, le=32)] = 2
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_parses(cls, value: str) -> str:
+        """A DSN whose port is not a number would otherwise fail at the first connection, not at startup."""
+        if value == "embedded":
+            return value
+        url = urlsplit(value)
+        if "," not in url.netloc:  # asyncpg also takes several hosts (h1:5432,h2:5433), which urlsplit cannot read
+            try:
+                _ = url.port  # the property parses it
+            except ValueError as exc:
+                raise ValueError(f"expected a postgresql:// URL with a numeric port ({exc})") from exc
+        return value
 
 
 class RetentionSettings(_Section):
