@@ -176,6 +176,27 @@ def test_exceptions_travel_as_attributes_not_in_the_body(exported_logs: Telemetr
     assert entry.log_record.attributes["exception.type"] == "KeyError"
 
 
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+@pytest.mark.parametrize("message", [_Unprintable(), {"big": 10**5000}], ids=["str-raises", "int-beyond-str-limit"])
+def test_a_record_that_cannot_be_exported_never_raises_into_the_app(
+    telemetry: Telemetry, message: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Handed to pgotel's handler directly: pytest's own log capture would raise on such a record.
+    handler = instrument_logging(telemetry.logger_provider)
+    try:
+        for msg in (message, "the next record"):
+            handler.handle(logging.makeLogRecord({"name": "shop", "msg": msg, "levelno": logging.WARNING}))
+    finally:
+        uninstrument_logging(handler)
+
+    assert [entry.log_record.body for entry in telemetry.log_records()] == ["the next record"]
+    assert "--- Logging error ---" in capsys.readouterr().err  # reported as by any stdlib handler
+
+
 def test_the_demo_app_logs_like_any_app(exported_logs: Telemetry) -> None:
     logging.getLogger("pgotel.demo.app").error("demo trouble")
 

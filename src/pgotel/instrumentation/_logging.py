@@ -54,15 +54,20 @@ class _CorrelatingHandler(LoggingHandler):
     carries that span's trace context."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        span_context = _escaped_span_context(record)
-        if span_context is None or trace.get_current_span().get_span_context().is_valid:
-            super().emit(record)
-            return
-        token = context.attach(trace.set_span_in_context(NonRecordingSpan(span_context)))
+        # As every stdlib handler: a record that cannot be formatted or exported (a message whose __str__
+        # raises, an integer too long to print) is reported by handleError, never raised into the app's code.
         try:
-            super().emit(record)
-        finally:
-            context.detach(token)
+            span_context = _escaped_span_context(record)
+            if span_context is None or trace.get_current_span().get_span_context().is_valid:
+                super().emit(record)
+                return
+            token = context.attach(trace.set_span_in_context(NonRecordingSpan(span_context)))
+            try:
+                super().emit(record)
+            finally:
+                context.detach(token)
+        except Exception:
+            self.handleError(record)
 
 
 class _UnpropagatedRecords(logging.Handler):

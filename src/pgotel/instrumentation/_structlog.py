@@ -79,7 +79,7 @@ def _log_record(logger: Any, method_name: str, event_dict: EventDict) -> logging
         _LEVELS.get(method_name, logging.INFO),
         pathname="",
         lineno=0,
-        msg=str(event_dict.get("event", "")),
+        msg=event_dict.get("event", ""),  # made text by the handler, which reports a failure instead of raising
         args=None,
         exc_info=_exc_info(event_dict.get("exc_info")),
     )
