@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -170,6 +171,33 @@ async def test_unhandled_exception_is_recorded_and_still_gets_trace_headers(
     [point] = telemetry.duration_points()
     assert point.attributes is not None
     assert point.attributes["error.type"] == "RuntimeError"
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+async def test_an_exception_that_cannot_be_printed_still_ends_its_requests_span(telemetry: Telemetry) -> None:
+    app = FastAPI()
+
+    @app.get("/odd")
+    async def odd() -> None:
+        raise _Unprintable
+
+    instrumented(app, telemetry)
+    async with client_for(app) as client:
+        response = await client.get("/odd")
+
+    assert response.status_code == 500
+    [span] = telemetry.server_spans()
+    assert response.headers["X-Trace-ID"] == format(span.context.trace_id, "032x")
+    assert span.status.status_code is StatusCode.ERROR
+    [event] = span.events
+    assert event.name == "exception"
+    assert event.attributes is not None
+    assert event.attributes["exception.message"] == "<str() failed>"
+    assert str(event.attributes["exception.type"]).endswith("_Unprintable")
 
 
 async def test_4xx_is_not_an_error(client: httpx.AsyncClient, telemetry: Telemetry) -> None:

@@ -175,14 +175,23 @@ class ServerTelemetryMiddleware:
             error_type,
             span_context if span_context.trace_flags.sampled else None,
         )
-        if span.is_recording():
-            span.update_name(f"{span_method} {route}")
-            add_plain_attributes(span, outcome_attributes(method_attribute, route, status_attribute, error_type))
-            if error is not None:
-                span.record_exception(error)
-            if failed:
-                span.set_status(Status(StatusCode.ERROR))
-        span.end()
+        try:
+            if span.is_recording():
+                span.update_name(f"{span_method} {route}")
+                add_plain_attributes(span, outcome_attributes(method_attribute, route, status_attribute, error_type))
+                if failed:
+                    span.set_status(Status(StatusCode.ERROR))
+                if error is not None:
+                    _record_exception(span, error)
+        finally:
+            span.end()  # whatever failed above: the request's span is never lost
+
+
+def _record_exception(span: trace.Span, error: BaseException) -> None:
+    try:
+        span.record_exception(error)
+    except Exception:  # the exception's own __str__ (or its traceback's formatting) raised
+        span.add_event("exception", {"exception.type": _error_type(error), "exception.message": "<str() failed>"})
 
 
 def _error_type(error: BaseException) -> str:
