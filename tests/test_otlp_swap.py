@@ -122,7 +122,7 @@ def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
         # A lone surrogate (text decoded with surrogateescape) and an integer beyond 64 bits.
         with tracer.start_as_current_span("report-\udcff", attributes={"bytes.total": 2**70}) as span:
             span.add_event("read \udcfe", {"file": "data-\udcfd.csv"})
-        with tracer.start_as_current_span("after"):
+        with tracer.start_as_current_span("after", attributes={"huge": 10**5000}):  # beyond Python's str()
             pass
         # Beyond the 128-attribute limit: the copy made to replace the bad value keeps the dropped count.
         with tracer.start_as_current_span("wide", attributes={**{f"k{n}": n for n in range(130)}, "bad": "\udcff"}):
@@ -143,6 +143,7 @@ def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
     assert [(event.name, event.attributes[0].value.string_value) for event in report.events] == [
         ("read ?", "data-?.csv")
     ]
+    assert [(kv.key, kv.value.string_value) for kv in spans["after"].attributes] == [("huge", hex(10**5000))]
 
     logs = ExportLogsServiceRequest()
     for body in receiver.bodies["/v1/logs"]:
@@ -172,7 +173,7 @@ def test_values_otlp_cannot_encode_are_replaced_and_counted_not_the_batch_lost(
                         counted[key] = max(counted.get(key, 0), point.as_int)
     assert counted == {
         ("spans", "invalid_unicode"): 4,
-        ("spans", "integer_out_of_range"): 1,
+        ("spans", "integer_out_of_range"): 2,
         ("logs", "invalid_unicode"): 1,
         ("logs", "unsupported_type"): 1,
         ("logs", "integer_out_of_range"): 1,

@@ -7,7 +7,7 @@ import json
 import asyncpg
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -35,6 +35,8 @@ def _spans_with_bad_values() -> InMemorySpanExporter:
         pass
     with tracer.start_as_current_span("big-int", attributes={"big": 2**70}):
         pass
+    with tracer.start_as_current_span("huge-int", attributes={"huge": 10**5000}) as span:  # beyond Python's str()
+        span.add_event("measured", {"huge": -(10**5000)})
     with tracer.start_as_current_span("surrogate", attributes={"text": "bad \udc80 surrogate"}):
         pass
     with tracer.start_as_current_span("epoch", start_time=1, attributes={"too_old": True}) as span:
@@ -59,6 +61,7 @@ async def test_bad_values_are_sanitized_and_the_batch_survives(
             "many",
             "nan",
             "big-int",
+            "huge-int",
             "surrogate",
         }
         attributes = {r["name"]: json.loads(r["attributes"]) for r in await conn.fetch("SELECT * FROM pgotel.spans")}
@@ -67,6 +70,9 @@ async def test_bad_values_are_sanitized_and_the_batch_survives(
         assert len(attributes["many"]) == settings.limits.max_attributes
         assert attributes["nan"] == {"nan": "nan", "inf": "-inf"}
         assert attributes["big-int"] == {"big": 2**70}
+        assert attributes["huge-int"] == {"huge": hex(10**5000)}  # as text: hex has no length limit
+        event = await conn.fetchval("SELECT events->0->'attributes' FROM pgotel.spans WHERE name = 'huge-int'")
+        assert json.loads(event) == {"huge": hex(-(10**5000))}
         assert attributes["surrogate"] == {"text": "bad ? surrogate"}
         counts = exporter.writer.accounting.snapshot()
         assert counts["received"]["spans"] == len(spans)
@@ -77,6 +83,7 @@ async def test_bad_values_are_sanitized_and_the_batch_survives(
         assert counts["sanitized"]["spans/too_many_attributes"] == 5_000 - settings.limits.max_attributes
         assert counts["sanitized"]["spans/non_finite_number"] == 2
         assert counts["sanitized"]["spans/invalid_unicode"] == 1
+        assert counts["sanitized"]["spans/integer_too_long"] == 2
     finally:
         exporter.shutdown()
 
@@ -119,6 +126,53 @@ async def test_a_row_postgresql_rejects_is_dropped_alone(settings: PgotelSetting
         assert exporter.writer.accounting.snapshot()["dropped"] == {"spans/rejected_by_database": 1}
     finally:
         exporter.shutdown()
+
+
+async def test_an_item_that_breaks_the_conversion_loses_only_itself(
+    settings: PgotelSettings, conn: asyncpg.Connection
+) -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("t").start_as_current_span("good-1"):
+        pass
+    with provider.get_tracer("t").start_as_current_span("good-2"):
+        pass
+    good_1, good_2 = memory.get_finished_spans()
+    # What a broken processor upstream could hand over: a span whose start time is not a number.
+    broken = ReadableSpan("broken", context=good_1.context, start_time="yesterday", end_time=1)  # type: ignore[arg-type]
+    exporter = PostgresSpanExporter(settings=settings)
+    try:
+        assert exporter.export([good_1, broken, good_2]).name == "FAILURE"  # something was dropped
+        assert exporter.force_flush(10_000)
+        assert sorted(r[0] for r in await conn.fetch("SELECT name FROM pgotel.spans")) == ["good-1", "good-2"]
+        counts = exporter.writer.accounting.snapshot()
+        assert (counts["received"]["spans"], counts["stored"]["spans"]) == (3, 2)
+        assert counts["dropped"] == {"spans/conversion_error": 1}
+    finally:
+        exporter.shutdown()
+
+
+async def test_a_metric_point_with_a_huge_int_attribute_is_stored(dsn: str, conn: asyncpg.Connection) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    counter = provider.get_meter("big").create_counter("orders")
+    counter.add(1, {"batch": 10**5000})
+    counter.add(2, {"batch": 7})
+    exporter = PostgresMetricExporter(settings=settings_for(dsn))
+    try:
+        data = reader.get_metrics_data()
+        assert data is not None
+        assert exporter.export(data).name == "SUCCESS"
+        assert exporter.force_flush(10_000)
+        rows = await conn.fetch(
+            "SELECT s.attributes->>'batch' AS batch, p.value_int FROM pgotel.metric_points p"
+            " JOIN pgotel.metric_series s ON s.id = p.series_id"
+        )
+        assert {(r["batch"], r["value_int"]) for r in rows} == {("7", 2), (hex(10**5000), 1)}
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
 
 
 class _Exploding:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgotel.exporter._accounting import Accounting, RateLimitedLog
-from pgotel.exporter._encode import utf8_ok
+from pgotel.exporter._encode import int_text, repr_text, utf8_ok
 from pgotel.exporter._exporters import (
     DELTA_PREFERENCE,
     PostgresLogExporter,
@@ -21,5 +21,7 @@ __all__ = [
     "RateLimitedLog",
     "TelemetryWriter",
     "flush_shared_writer",
+    "int_text",
+    "repr_text",
     "utf8_ok",
 ]

@@ -25,6 +25,23 @@ def signed64(unsigned: int) -> int:
     return unsigned - (1 << 64) if unsigned >= _INT64 else unsigned
 
 
+# Python refuses to print an int of more than 4,300 digits (ValueError); below ~13,000 bits it has fewer.
+_DECIMAL_INT_BITS = 13_000
+
+
+def int_text(value: int) -> str:
+    """Decimal text of `value`, or, past Python's int-to-str limit, its hex text (which has no limit)."""
+    return str(value) if value.bit_length() <= _DECIMAL_INT_BITS else hex(value)
+
+
+def repr_text(value: object) -> str:
+    """`repr(value)`, or a placeholder naming its type when that repr raises."""
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__} whose repr() failed>"
+
+
 def utf8_ok(text: str) -> bool:
     """Whether `text` encodes to UTF-8 (no lone surrogates), ASCII checked first as the cheap common case."""
     if text.isascii():
@@ -94,7 +111,9 @@ class ValueEncoder:
         if len(items) > limit:
             self._accounting.sanitized(self._signal, "too_many_attributes", len(items) - limit)
             items = items[:limit]
-        return {self._clean_str(str(key)): self._clean(value) for key, value in items}
+        return {
+            self._clean_str(key if isinstance(key, str) else repr_text(key)): self._clean(value) for key, value in items
+        }
 
     def _clean(self, value: Any) -> Any:
         if value is None or isinstance(value, bool):
@@ -102,7 +121,10 @@ class ValueEncoder:
         if isinstance(value, str):
             return self._clean_str(value)
         if isinstance(value, int):
-            return value
+            if value.bit_length() <= _DECIMAL_INT_BITS:
+                return value  # a JSON number (jsonb keeps it exact)
+            self._accounting.sanitized(self._signal, "integer_too_long")
+            return int_text(value)
         if isinstance(value, float):
             if math.isfinite(value):
                 return value
@@ -120,7 +142,7 @@ class ValueEncoder:
                 items = items[:limit]
             return [self._clean(item) for item in items]
         self._accounting.sanitized(self._signal, "unsupported_type")
-        return self._clean_str(repr(value))
+        return self._clean_str(repr_text(value))
 
     def _clean_str(self, value: str) -> str:
         if "\x00" in value:

@@ -6,7 +6,7 @@ SDK's batch worker dies on one): anything unexpected is counted as a drop and re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -24,6 +24,8 @@ from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
     MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
 )
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -57,6 +59,22 @@ def _point_count(data: MetricsData) -> int:
     )
 
 
+_I = TypeVar("_I")
+
+
+def _each_item(items: Sequence[_I]) -> Iterator[Sequence[_I]]:
+    return ([item] for item in items)
+
+
+def _each_metric(data: MetricsData) -> Iterator[MetricsData]:
+    """`data` as one MetricsData per metric (with its resource and scope)."""
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                scope = ScopeMetrics(scope_metrics.scope, [metric], scope_metrics.schema_url)
+                yield MetricsData([ResourceMetrics(resource_metrics.resource, [scope], resource_metrics.schema_url)])
+
+
 class _Pipeline:
     """What each exporter owns: its converter, the shared writer, and its signal's accounting."""
 
@@ -70,7 +88,13 @@ class _Pipeline:
         self.rows = RowConverter(encoder)
         self._shut_down = False
 
-    def export(self, payload: _P, count: Callable[[_P], int], convert: Callable[[_P], RowBatch]) -> bool:
+    def export(
+        self,
+        payload: _P,
+        count: Callable[[_P], int],
+        convert: Callable[[_P], RowBatch],
+        split: Callable[[_P], Iterable[_P]],
+    ) -> bool:
         """Convert and queue `payload`; False (never an exception) when anything was dropped."""
         accounting = self.writer.accounting
         try:
@@ -83,14 +107,37 @@ class _Pipeline:
             accounting.dropped(self.signal, "exporter_shut_down", items)
             return False
         try:
-            batch = convert(payload)
+            batch, failed = self._convert(payload, count, convert, split)
             converted = batch.row_count()
-            if converted < items:
-                accounting.dropped(self.signal, "unconvertible", items - converted)
-            return self.writer.submit(batch)
+            if converted + failed < items:
+                accounting.dropped(self.signal, "unconvertible", items - converted - failed)
+            return self.writer.submit(batch) and not failed
         except BaseException as exc:
             accounting.dropped(self.signal, "conversion_error", items, error=exc)
             return False
+
+    def _convert(
+        self,
+        payload: _P,
+        count: Callable[[_P], int],
+        convert: Callable[[_P], RowBatch],
+        split: Callable[[_P], Iterable[_P]],
+    ) -> tuple[RowBatch, int]:
+        """The rows of `payload` and how many items failed: if converting the whole batch fails, each of its
+        parts is converted alone, so an item that breaks the conversion loses only itself (counted)."""
+        try:
+            return convert(payload), 0
+        except Exception:
+            pass
+        batch, failed = RowBatch(), 0
+        for part in split(payload):
+            try:
+                batch.merge(convert(part))
+            except Exception as exc:
+                items = count(part)
+                failed += items
+                self.writer.accounting.dropped(self.signal, "conversion_error", items, error=exc)
+        return batch, failed
 
     def force_flush(self, timeout_millis: float) -> bool:
         return self.writer.flush(timeout_millis / 1000)
@@ -112,7 +159,7 @@ class PostgresSpanExporter(SpanExporter):
         return self._pipeline.writer
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ok = self._pipeline.export(spans, len, self._pipeline.rows.spans)
+        ok = self._pipeline.export(spans, len, self._pipeline.rows.spans, _each_item)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -133,7 +180,7 @@ class PostgresLogExporter(LogRecordExporter):
         return self._pipeline.writer
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        ok = self._pipeline.export(batch, len, self._pipeline.rows.logs)
+        ok = self._pipeline.export(batch, len, self._pipeline.rows.logs, _each_item)
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -155,7 +202,7 @@ class PostgresMetricExporter(MetricExporter):
         return self._pipeline.writer
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_kwargs: Any) -> MetricExportResult:
-        ok = self._pipeline.export(metrics_data, _point_count, self._pipeline.rows.metrics)
+        ok = self._pipeline.export(metrics_data, _point_count, self._pipeline.rows.metrics, _each_metric)
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

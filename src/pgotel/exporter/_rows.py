@@ -38,7 +38,7 @@ from opentelemetry.trace import Link
 
 from pgotel._sdk import sdk_attributes, sdk_sequence
 from pgotel.db import Row, row_timestamp
-from pgotel.exporter._encode import ValueEncoder, signed64
+from pgotel.exporter._encode import ValueEncoder, int_text, repr_text, signed64
 
 METRIC_KIND = {Gauge: 1, Sum: 2, Histogram: 3, ExponentialHistogram: 4}
 _UNKNOWN_SERVICE = "unknown_service"
@@ -59,6 +59,12 @@ class RowBatch:
     def add_side(self, table: str, row_id: uuid.UUID, row: Row) -> None:
         self.side.setdefault(table, {})[row_id] = row
 
+    def merge(self, other: RowBatch) -> None:
+        for table, rows in other.rows.items():
+            self.rows.setdefault(table, []).extend(rows)
+        for table, side_rows in other.side.items():
+            self.side.setdefault(table, {}).update(side_rows)
+
     def row_count(self) -> int:
         return sum(len(rows) for rows in self.rows.values())
 
@@ -66,9 +72,22 @@ class RowBatch:
 def fingerprint(*parts: Any) -> uuid.UUID:
     """A content id. asyncpg's own UUID type (a uuid.UUID for every other purpose) is the one its COPY
     encoder writes without a Python call per row."""
-    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    try:
+        canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=repr_text)
+    except ValueError:  # an int too long for Python to print
+        canonical = json.dumps(_printable_ints(parts), sort_keys=True, separators=(",", ":"), default=repr_text)
     digest = hashlib.blake2b(canonical.encode("utf-8", "replace"), digest_size=16).digest()
     return cast(uuid.UUID, PgUUID(digest))
+
+
+def _printable_ints(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int_text(value)
+    if isinstance(value, dict):
+        return {key: _printable_ints(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_printable_ints(item) for item in value]
+    return value
 
 
 def _http_status(value: object) -> int | None:

@@ -5,9 +5,9 @@ file names or headers decoded from invalid bytes), an integer beyond 64 bits, or
 has no value for: the OTel exporter then drops the attribute, or, for a span name or a log body, fails to
 encode and loses the whole batch. pgotel's own exporter sanitizes such values (`exporter/_encode.py`); an
 OTLP exporter gets the same treatment from this wrapper, on the batch worker thread, before it encodes:
-each such value is replaced (invalid characters by `?`, an integer by its decimal text, an object by its
-repr), counted by signal and reason, and logged at most every 30 s per signal and reason; the rest of the batch is
-exported as is."""
+each such value is replaced (invalid characters by `?`, an integer by its decimal text, or hex past
+Python's 4,300-digit limit, an object by its repr), counted by signal and reason, and logged at most every
+30 s per signal and reason; the rest of the batch is exported as is."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Link, Status
 
 from pgotel._sdk import keeping_dropped, sdk_attributes, sdk_sequence
-from pgotel.exporter import Accounting, RateLimitedLog, utf8_ok
+from pgotel.exporter import Accounting, RateLimitedLog, int_text, repr_text, utf8_ok
 
 _Item = TypeVar("_Item")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -62,7 +62,7 @@ class _Cleaner:
             if _INT64_MIN <= value <= _INT64_MAX:
                 return value
             self.reasons["integer_out_of_range"] += 1
-            return str(value)
+            return int_text(value)
         if isinstance(value, Mapping):
             return self.mapping(value)
         if isinstance(value, Sequence):
@@ -70,7 +70,7 @@ class _Cleaner:
             items = [self.value(item) for item in value]
             return items if self.changes() != before else value
         self.reasons["unsupported_type"] += 1
-        return self.text(repr(value))
+        return self.text(repr_text(value))
 
     def text(self, value: str) -> str:
         if utf8_ok(value):
@@ -80,7 +80,10 @@ class _Cleaner:
 
     def mapping(self, mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
         before = self.changes()
-        cleaned = {self.text(str(key)): self.value(item) for key, item in mapping.items()}
+        cleaned = {
+            self.text(key if isinstance(key, str) else repr_text(key)): self.value(item)
+            for key, item in mapping.items()
+        }
         return cleaned if self.changes() != before else mapping
 
     def attributes(self, attributes: Any) -> Any:
