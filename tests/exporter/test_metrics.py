@@ -139,3 +139,26 @@ async def test_every_point_kind_round_trips(settings: PgotelSettings, conn: asyn
     finally:
         provider.shutdown()
         exporter.shutdown()
+
+
+def test_observed_totals_stay_totals_so_a_lost_point_loses_no_count() -> None:
+    """An observable counter (pgotel's own `pgotel.exporter.dropped` is one) is exported cumulative: should a
+    point be dropped while PostgreSQL is unreachable, the next one still carries the whole count."""
+    memory = InMemoryMetricReader(preferred_temporality=DELTA_PREFERENCE)
+    provider = MeterProvider(metric_readers=[memory])
+    totals = iter([5, 12])
+
+    def observe(_options: CallbackOptions) -> list[Observation]:
+        return [Observation(next(totals), {"reason": "queue_full"})]
+
+    provider.get_meter("self").create_observable_counter("items.dropped", [observe])
+    try:
+        values = []
+        for _ in range(2):
+            data = memory.get_metrics_data()
+            assert data is not None
+            [point] = _points(data)
+            values.append(point["value"])
+        assert values == [5, 12]  # deltas would have been 5, then 7
+    finally:
+        provider.shutdown()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -195,6 +197,27 @@ def test_a_record_that_cannot_be_exported_never_raises_into_the_app(
 
     assert [entry.log_record.body for entry in telemetry.log_records()] == ["the next record"]
     assert "--- Logging error ---" in capsys.readouterr().err  # reported as by any stdlib handler
+
+
+_PGOTEL_WARNINGS = """
+import logging
+from opentelemetry.sdk._logs import LoggerProvider
+from pgotel.instrumentation import instrument_logging
+
+instrument_logging(LoggerProvider())  # the root logger's only handler, as under uvicorn's default logging
+logging.getLogger("pgotel.exporter").warning("pgotel: 5 spans dropped")
+logging.getLogger("pgotel.exporter").info("below the last resort's level")
+app_handler = logging.StreamHandler()  # now the app's own handler shows them, once
+app_handler.setFormatter(logging.Formatter("app handler: %(message)s"))
+logging.getLogger().addHandler(app_handler)
+logging.getLogger("pgotel.exporter").warning("pgotel: 2 logs dropped")
+"""
+
+
+def test_pgotels_own_warnings_reach_stderr_when_no_other_handler_would_show_them() -> None:
+    result = subprocess.run([sys.executable, "-c", _PGOTEL_WARNINGS], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == ["pgotel: 5 spans dropped", "app handler: pgotel: 2 logs dropped"]
 
 
 def test_the_demo_app_logs_like_any_app(exported_logs: Telemetry) -> None:

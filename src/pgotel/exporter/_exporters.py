@@ -36,11 +36,13 @@ from pgotel.exporter._rows import RowBatch, RowConverter
 from pgotel.exporter._writer import TelemetryWriter, acquire_writer, release_writer
 
 # Deltas make every stored histogram point mergeable on its own (rollups sum them); up-down counters and
-# gauges stay cumulative because their meaning is a current level.
+# gauges stay cumulative because their meaning is a current level, and so do observable counters, which observe
+# a running total: a point dropped while PostgreSQL is unreachable loses nothing, the next one carries it
+# (pgotel's own `pgotel.exporter.dropped` among them: its deltas were lost with the points they rode on).
 DELTA_PREFERENCE: dict[type, AggregationTemporality] = {
     Counter: AggregationTemporality.DELTA,
     Histogram: AggregationTemporality.DELTA,
-    ObservableCounter: AggregationTemporality.DELTA,
+    ObservableCounter: AggregationTemporality.CUMULATIVE,
     UpDownCounter: AggregationTemporality.CUMULATIVE,
     ObservableUpDownCounter: AggregationTemporality.CUMULATIVE,
     ObservableGauge: AggregationTemporality.CUMULATIVE,

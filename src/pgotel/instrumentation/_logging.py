@@ -91,12 +91,43 @@ def _reaches_root(logger: logging.Logger) -> bool:
     return True
 
 
+class _LastResortForPgotel(logging.Handler):
+    """On the `pgotel` logger: its warnings (telemetry dropped, PostgreSQL unreachable) reach stderr when no
+    handler but pgotel's own would take them. Without pgotel, logging's last resort would print them; with it,
+    the root logger has pgotel's exporting handler, which keeps them out of the pipeline and so shows them
+    nowhere (uvicorn's default logging configures no root handler)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        last_resort = logging.lastResort
+        if last_resort is not None and not _other_handler_takes(logging.getLogger(record.name), record):
+            last_resort.handle(record)
+
+
+_PGOTEL_HANDLERS = (_CorrelatingHandler, _UnpropagatedRecords, _LastResortForPgotel)
+
+
+def _other_handler_takes(logger: logging.Logger, record: logging.LogRecord) -> bool:
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if not isinstance(handler, _PGOTEL_HANDLERS) and record.levelno >= handler.level:
+                return True
+        current = current.parent if current.propagate else None
+    return False
+
+
 def instrument_logging(logger_provider: LoggerProvider) -> logging.Handler:
     """Attach a handler exporting root-logger records (with the active trace context) to `logger_provider`."""
     handler = _CorrelatingHandler(logger_provider=logger_provider)
     handler.addFilter(_is_exported)
     logging.getLogger().addHandler(handler)
     attach_to_server_loggers(handler)
+    own = logging.getLogger("pgotel")
+    if not any(isinstance(h, _LastResortForPgotel) for h in own.handlers):
+        own.addHandler(_LastResortForPgotel())
     return handler
 
 
@@ -116,7 +147,7 @@ def exporting_handler() -> logging.Handler | None:
 
 
 def uninstrument_logging(handler: logging.Handler) -> None:
-    logging.getLogger().removeHandler(handler)
+    logging.getLogger().removeHandler(handler)  # the last-resort handler stays: harmless without this one
     for name in _SERVER_LOGGERS:
         server_logger = logging.getLogger(name)
         for attached in list(server_logger.handlers):
