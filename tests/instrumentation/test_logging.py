@@ -207,6 +207,7 @@ from pgotel.instrumentation import instrument_logging
 instrument_logging(LoggerProvider())  # the root logger's only handler, as under uvicorn's default logging
 logging.getLogger("pgotel.exporter").warning("pgotel: 5 spans dropped")
 logging.getLogger("pgotel.exporter").info("below the last resort's level")
+logging.getLogger("pgotel.demo.app").warning("the demo app's own record: exported, not printed")
 app_handler = logging.StreamHandler()  # now the app's own handler shows them, once
 app_handler.setFormatter(logging.Formatter("app handler: %(message)s"))
 logging.getLogger().addHandler(app_handler)

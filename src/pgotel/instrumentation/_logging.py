@@ -101,6 +101,8 @@ class _LastResortForPgotel(logging.Handler):
         super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _is_exported(record):  # the demo app's records (`pgotel.demo`): exported like any app's
+            return
         last_resort = logging.lastResort
         if last_resort is not None and not _other_handler_takes(logging.getLogger(record.name), record):
             last_resort.handle(record)
