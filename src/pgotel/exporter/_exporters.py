@@ -7,7 +7,8 @@ SDK's batch worker dies on one): anything unexpected is counted as a drop and re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -77,6 +78,15 @@ def _each_metric(data: MetricsData) -> Iterator[MetricsData]:
                 yield MetricsData([ResourceMetrics(resource_metrics.resource, [scope], resource_metrics.schema_url)])
 
 
+@dataclass(frozen=True)
+class _Ops(Generic[_P]):
+    """How a signal's export payload is counted (in items), converted to rows, and split into parts."""
+
+    count: Callable[[_P], int]
+    convert: Callable[[_P], RowBatch]
+    split: Callable[[_P], Iterable[_P]]
+
+
 class _Pipeline:
     """What each exporter owns: its converter, the shared writer, and its signal's accounting."""
 
@@ -90,17 +100,11 @@ class _Pipeline:
         self.rows = RowConverter(encoder)
         self._shut_down = False
 
-    def export(
-        self,
-        payload: _P,
-        count: Callable[[_P], int],
-        convert: Callable[[_P], RowBatch],
-        split: Callable[[_P], Iterable[_P]],
-    ) -> bool:
+    def export(self, payload: _P, ops: _Ops[_P]) -> bool:
         """Convert and queue `payload`; False (never an exception) when anything was dropped."""
         accounting = self.writer.accounting
         try:
-            items = count(payload)
+            items = ops.count(payload)
         except BaseException:
             accounting.dropped(self.signal, "malformed_batch")
             return False
@@ -109,7 +113,7 @@ class _Pipeline:
             accounting.dropped(self.signal, "exporter_shut_down", items)
             return False
         try:
-            batch, failed = self._convert(payload, count, convert, split)
+            batch, failed = self._convert(payload, ops)
             converted = batch.row_count()
             if converted + failed < items:
                 accounting.dropped(self.signal, "unconvertible", items - converted - failed)
@@ -118,25 +122,19 @@ class _Pipeline:
             accounting.dropped(self.signal, "conversion_error", items, error=exc)
             return False
 
-    def _convert(
-        self,
-        payload: _P,
-        count: Callable[[_P], int],
-        convert: Callable[[_P], RowBatch],
-        split: Callable[[_P], Iterable[_P]],
-    ) -> tuple[RowBatch, int]:
+    def _convert(self, payload: _P, ops: _Ops[_P]) -> tuple[RowBatch, int]:
         """The rows of `payload` and how many items failed: if converting the whole batch fails, each of its
         parts is converted alone, so an item that breaks the conversion loses only itself (counted)."""
         try:
-            return convert(payload), 0
+            return ops.convert(payload), 0
         except Exception:
             pass
         batch, failed = RowBatch(), 0
-        for part in split(payload):
+        for part in ops.split(payload):
             try:
-                batch.merge(convert(part))
+                batch.merge(ops.convert(part))
             except Exception as exc:
-                items = count(part)
+                items = ops.count(part)
                 failed += items
                 self.writer.accounting.dropped(self.signal, "conversion_error", items, error=exc)
         return batch, failed
@@ -155,13 +153,14 @@ class PostgresSpanExporter(SpanExporter):
 
     def __init__(self, *, settings: PgotelSettings | None = None, **_plugin_options: Any) -> None:
         self._pipeline = _Pipeline("spans", settings)
+        self._ops = _Ops(len, self._pipeline.rows.spans, _each_item)
 
     @property
     def writer(self) -> TelemetryWriter:
         return self._pipeline.writer
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        ok = self._pipeline.export(spans, len, self._pipeline.rows.spans, _each_item)
+        ok = self._pipeline.export(spans, self._ops)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -176,13 +175,14 @@ class PostgresLogExporter(LogRecordExporter):
 
     def __init__(self, *, settings: PgotelSettings | None = None, **_plugin_options: Any) -> None:
         self._pipeline = _Pipeline("logs", settings)
+        self._ops = _Ops(len, self._pipeline.rows.logs, _each_item)
 
     @property
     def writer(self) -> TelemetryWriter:
         return self._pipeline.writer
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        ok = self._pipeline.export(batch, len, self._pipeline.rows.logs, _each_item)
+        ok = self._pipeline.export(batch, self._ops)
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -198,13 +198,14 @@ class PostgresMetricExporter(MetricExporter):
     def __init__(self, *, settings: PgotelSettings | None = None, **_plugin_options: Any) -> None:
         super().__init__(preferred_temporality=DELTA_PREFERENCE)
         self._pipeline = _Pipeline("metric_points", settings)
+        self._ops = _Ops(_point_count, self._pipeline.rows.metrics, _each_metric)
 
     @property
     def writer(self) -> TelemetryWriter:
         return self._pipeline.writer
 
     def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_kwargs: Any) -> MetricExportResult:
-        ok = self._pipeline.export(metrics_data, _point_count, self._pipeline.rows.metrics, _each_metric)
+        ok = self._pipeline.export(metrics_data, self._ops)
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
