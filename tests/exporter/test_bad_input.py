@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 from opentelemetry.sdk.metrics import MeterProvider
@@ -88,23 +89,28 @@ async def test_bad_values_are_sanitized_and_the_batch_survives(
         exporter.shutdown()
 
 
-async def test_out_of_range_metric_value_is_stored_as_double(dsn: str, conn: asyncpg.Connection) -> None:
+def _export_counter(dsn: str, name: str, adds: list[tuple[int, dict[str, Any]]]) -> None:
+    """Record `adds` on a counter and export its points through pgotel's metric exporter, stored on return."""
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
-    counter = provider.get_meter("big").create_counter("bytes.total")
-    counter.add(2**70)
-    counter.add(5, {"other": "series"})
+    counter = provider.get_meter("bad-input").create_counter(name)
+    for amount, attributes in adds:
+        counter.add(amount, attributes)
     exporter = PostgresMetricExporter(settings=settings_for(dsn))
     try:
         data = reader.get_metrics_data()
         assert data is not None
-        exporter.export(data)
+        assert exporter.export(data).name == "SUCCESS"
         assert exporter.force_flush(10_000)
-        values = {(r["value_int"], r["value_double"]) for r in await conn.fetch("SELECT * FROM pgotel.metric_points")}
-        assert values == {(None, float(2**70)), (5, None)}
     finally:
         exporter.shutdown()
         provider.shutdown()
+
+
+async def test_out_of_range_metric_value_is_stored_as_double(dsn: str, conn: asyncpg.Connection) -> None:
+    _export_counter(dsn, "bytes.total", [(2**70, {}), (5, {"other": "series"})])
+    values = {(r["value_int"], r["value_double"]) for r in await conn.fetch("SELECT * FROM pgotel.metric_points")}
+    assert values == {(None, float(2**70)), (5, None)}
 
 
 async def test_a_row_postgresql_rejects_is_dropped_alone(settings: PgotelSettings, conn: asyncpg.Connection) -> None:
@@ -154,25 +160,12 @@ async def test_an_item_that_breaks_the_conversion_loses_only_itself(
 
 
 async def test_a_metric_point_with_a_huge_int_attribute_is_stored(dsn: str, conn: asyncpg.Connection) -> None:
-    reader = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[reader])
-    counter = provider.get_meter("big").create_counter("orders")
-    counter.add(1, {"batch": 10**5000})
-    counter.add(2, {"batch": 7})
-    exporter = PostgresMetricExporter(settings=settings_for(dsn))
-    try:
-        data = reader.get_metrics_data()
-        assert data is not None
-        assert exporter.export(data).name == "SUCCESS"
-        assert exporter.force_flush(10_000)
-        rows = await conn.fetch(
-            "SELECT s.attributes->>'batch' AS batch, p.value_int FROM pgotel.metric_points p"
-            " JOIN pgotel.metric_series s ON s.id = p.series_id"
-        )
-        assert {(r["batch"], r["value_int"]) for r in rows} == {("7", 2), (hex(10**5000), 1)}
-    finally:
-        exporter.shutdown()
-        provider.shutdown()
+    _export_counter(dsn, "orders", [(1, {"batch": 10**5000}), (2, {"batch": 7})])
+    rows = await conn.fetch(
+        "SELECT s.attributes->>'batch' AS batch, p.value_int FROM pgotel.metric_points p"
+        " JOIN pgotel.metric_series s ON s.id = p.series_id"
+    )
+    assert {(r["batch"], r["value_int"]) for r in rows} == {("7", 2), (hex(10**5000), 1)}
 
 
 class _Exploding:
