@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 
 from opentelemetry import context, trace
 from opentelemetry._logs import LoggerProvider
@@ -82,13 +83,16 @@ class _UnpropagatedRecords(logging.Handler):
             self.target.handle(record)
 
 
-def _reaches_root(logger: logging.Logger) -> bool:
+def _propagation(logger: logging.Logger) -> Iterator[logging.Logger]:
+    """`logger` and the ancestors its records propagate to, in the order logging hands them their records."""
     current: logging.Logger | None = logger
-    while current is not None and current is not logging.root:
-        if not current.propagate:
-            return False
-        current = current.parent
-    return True
+    while current is not None:
+        yield current
+        current = current.parent if current.propagate else None
+
+
+def _reaches_root(logger: logging.Logger) -> bool:
+    return any(current is logging.root for current in _propagation(logger))
 
 
 class _LastResortForPgotel(logging.Handler):
@@ -112,13 +116,11 @@ _PGOTEL_HANDLERS = (_CorrelatingHandler, _UnpropagatedRecords, _LastResortForPgo
 
 
 def _other_handler_takes(logger: logging.Logger, record: logging.LogRecord) -> bool:
-    current: logging.Logger | None = logger
-    while current is not None:
-        for handler in current.handlers:
-            if not isinstance(handler, _PGOTEL_HANDLERS) and record.levelno >= handler.level:
-                return True
-        current = current.parent if current.propagate else None
-    return False
+    return any(
+        not isinstance(handler, _PGOTEL_HANDLERS) and record.levelno >= handler.level
+        for current in _propagation(logger)
+        for handler in current.handlers
+    )
 
 
 def instrument_logging(logger_provider: LoggerProvider) -> logging.Handler:
@@ -144,8 +146,7 @@ def attach_to_server_loggers(handler: logging.Handler) -> None:
 
 def exporting_handler() -> logging.Handler | None:
     """The handler `instrument_logging` attached to the root logger, if any (the last one attached)."""
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, _CorrelatingHandler)]
-    return handlers[-1] if handlers else None
+    return next((h for h in reversed(logging.getLogger().handlers) if isinstance(h, _CorrelatingHandler)), None)
 
 
 def uninstrument_logging(handler: logging.Handler) -> None:
