@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgotel.exporter._accounting import Accounting, RateLimitedLog
-from pgotel.exporter._encode import int_text, repr_text, utf8_ok
+from pgotel.exporter._encode import int_text, key_text, repr_text, utf8_ok
 from pgotel.exporter._exporters import (
     DELTA_PREFERENCE,
     PostgresLogExporter,
@@ -22,6 +22,7 @@ __all__ = [
     "TelemetryWriter",
     "flush_shared_writer",
     "int_text",
+    "key_text",
     "repr_text",
     "utf8_ok",
 ]

@@ -42,6 +42,11 @@ def repr_text(value: object) -> str:
         return f"<{type(value).__qualname__} whose repr() failed>"
 
 
+def key_text(key: object) -> str:
+    """A mapping key as text: itself when a str, else its repr (see repr_text)."""
+    return key if isinstance(key, str) else repr_text(key)
+
+
 def utf8_ok(text: str) -> bool:
     """Whether `text` encodes to UTF-8 (no lone surrogates), ASCII checked first as the cheap common case."""
     if text.isascii():
@@ -111,9 +116,7 @@ class ValueEncoder:
         if len(items) > limit:
             self._accounting.sanitized(self._signal, "too_many_attributes", len(items) - limit)
             items = items[:limit]
-        return {
-            self._clean_str(key if isinstance(key, str) else repr_text(key)): self._clean(value) for key, value in items
-        }
+        return {self._clean_str(key_text(key)): self._clean(value) for key, value in items}
 
     def _clean(self, value: Any) -> Any:
         if value is None or isinstance(value, bool):

@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Link, Status
 
 from pgotel._sdk import keeping_dropped, sdk_attributes, sdk_sequence
-from pgotel.exporter import Accounting, RateLimitedLog, int_text, repr_text, utf8_ok
+from pgotel.exporter import Accounting, RateLimitedLog, int_text, key_text, repr_text, utf8_ok
 
 _Item = TypeVar("_Item")
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -80,10 +80,7 @@ class _Cleaner:
 
     def mapping(self, mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
         before = self.changes()
-        cleaned = {
-            self.text(key if isinstance(key, str) else repr_text(key)): self.value(item)
-            for key, item in mapping.items()
-        }
+        cleaned = {self.text(key_text(key)): self.value(item) for key, item in mapping.items()}
         return cleaned if self.changes() != before else mapping
 
     def attributes(self, attributes: Any) -> Any:
