@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from opentelemetry import trace
+from structlog.processors import NAME_TO_LEVEL
 from structlog.typing import EventDict, ExcInfo
 
 from pgotel.config import RedactionSettings, Redactor
@@ -48,17 +49,9 @@ def redact_secrets(logger: Any, method_name: str, event_dict: EventDict) -> Even
     return event_dict
 
 
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "msg": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "exception": logging.ERROR,
-    "critical": logging.CRITICAL,
-    "fatal": logging.CRITICAL,
-}
+# structlog's own table, plus the `fatal` alias a plain BoundLogger passes through by that name (`msg` and any
+# other name: INFO).
+_LEVELS = {**NAME_TO_LEVEL, "fatal": logging.CRITICAL}
 # Keys structlog's own processors add that the record carries otherwise (its level, time and exception).
 _NOT_ATTRIBUTES = frozenset({"event", "level", "timestamp", "exc_info", "logger"})
 
