@@ -1,4 +1,5 @@
-"""`uvicorn --workers 2`: every worker process gets its own writer and its telemetry lands in PostgreSQL."""
+"""`uvicorn --workers 2` and `gunicorn --preload`: every worker process gets its own writer and its telemetry lands
+in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 
 _APP = """
 import asyncio
@@ -47,13 +49,26 @@ async def _stored_pids(dsn: str) -> set[int]:
     return {row["pid"] for row in rows}
 
 
-def test_each_uvicorn_worker_exports(dsn: str, tmp_path: Path, repo_root: Path) -> None:
+# uvicorn spawns workers that import the app; gunicorn --preload imports it (and runs pgotel.setup()) in its
+# master, then forks the workers.
+_SERVERS = {
+    "uvicorn": [sys.executable, "-m", "uvicorn", "app_under_test:app", "--workers", "2", "--port"],
+    "gunicorn-preload": [
+        sys.executable, "-m", "gunicorn", "app_under_test:app", "--preload", "--workers", "2",
+        "--worker-class", "uvicorn.workers.UvicornWorker", "--bind",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("server_name", sorted(_SERVERS))
+def test_each_worker_exports(server_name: str, dsn: str, tmp_path: Path, repo_root: Path) -> None:
     (tmp_path / "app_under_test.py").write_text(_APP)
     (tmp_path / "otel-config.yaml").write_text((repo_root / "otel-config.yaml").read_text())
     port = _free_port()
+    address = f"127.0.0.1:{port}" if server_name == "gunicorn-preload" else str(port)
     env = {**os.environ, "PGOTEL_DSN": dsn, "PGOTEL_DASHBOARD_TOKEN": "workers-test-token"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app_under_test:app", "--workers", "2", "--port", str(port)],
+        [*_SERVERS[server_name], address],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -74,4 +89,4 @@ def test_each_uvicorn_worker_exports(dsn: str, tmp_path: Path, repo_root: Path) 
         server.terminate()
         _, stderr = server.communicate(timeout=60)
     assert len(pids) == 2, stderr.decode()[-2000:]
-    assert asyncio.run(_stored_pids(dsn)) == pids
+    assert asyncio.run(_stored_pids(dsn)) == pids, stderr.decode()[-2000:]

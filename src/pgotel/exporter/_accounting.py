@@ -62,6 +62,10 @@ class Accounting:
     exactly one of `stored` or `dropped`, so `received == stored + dropped` once the queue is empty."""
 
     def __init__(self) -> None:
+        self.start_over()
+
+    def start_over(self) -> None:
+        """Zero counts (a forked child's: its parent reports what it counted itself)."""
         self._lock = threading.Lock()
         self._received: Counter[str] = Counter()
         self._stored: Counter[str] = Counter()

@@ -13,6 +13,8 @@ import contextlib
 import datetime as dt
 import os
 import random
+import select
+import selectors
 import threading
 import time
 import uuid
@@ -41,8 +43,11 @@ class TelemetryWriter:
     def __init__(self, settings: PgotelSettings, accounting: Accounting | None = None) -> None:
         self.settings = settings
         self.accounting = accounting or Accounting()
-        self.pid = os.getpid()
         self._exporter = settings.exporter
+        self._start()
+
+    def _start(self) -> None:
+        """This process's queues, loop and writer thread."""
         self._lock = threading.Lock()
         self._queue: dict[str, deque[db.Row]] = {table: deque() for table in db.PARTITIONED_TABLES}
         self._side: dict[str, dict[uuid.UUID, db.Row]] = {table: {} for table in db.SIDE_TABLES}
@@ -53,13 +58,24 @@ class TelemetryWriter:
         self._connected = threading.Event()
         self._closing = False
         self._log = RateLimitedLog()
-        self._loop = asyncio.new_event_loop()
+        self._selector = selectors.DefaultSelector()
+        self._loop = asyncio.SelectorEventLoop(self._selector)
         self._wakeup = asyncio.Event()
         self._ready = asyncio.Event()  # set while connected; the loop-side twin of `_connected`
         # One drain at a time: a flush must not return while another drain's COPY is still in flight.
         self._drain_lock = asyncio.Lock()
         self._thread = threading.Thread(target=self._run, name="pgotel-writer", daemon=True)
         self._thread.start()
+
+    def restart_in_child(self) -> None:
+        """After a fork: the parent's writer thread does not exist here, and its loop and pool are the parent's.
+        They are kept, never run (dropping them would destroy their pending tasks, which asyncio logs as errors),
+        and their epoll set is swapped for a private one. What the parent queued and counted is the parent's to
+        store and report: the child starts empty, with its own thread and, once connected, its own pool."""
+        _INHERITED.append((self._loop, self._store))
+        _detach_from_parent(self._selector)
+        self.accounting.start_over()
+        self._start()
 
     # -- called from exporter threads ----------------------------------------------------------
 
@@ -330,16 +346,16 @@ class TelemetryWriter:
 _shared_lock = threading.Lock()
 _shared: TelemetryWriter | None = None
 _users = 0
+_INHERITED: list[object] = []  # a forked child's copies of its parent's writer loops and pools
 
 
 def acquire_writer(settings: PgotelSettings) -> TelemetryWriter:
-    """The process's writer (created on first use, and again in a forked child)."""
+    """The process's writer, created on first use (and restarted in a forked child, see below)."""
     global _shared, _users
     with _shared_lock:
-        if _shared is None or _shared.pid != os.getpid():
+        if _shared is None:
             _shared = TelemetryWriter(settings)
             _shared.accounting.register_self_metrics()
-            _users = 0
         _users += 1
         return _shared
 
@@ -348,7 +364,7 @@ def flush_shared_writer(timeout_s: float) -> bool:
     """Write what the process's writer holds (the SDK's batch processors hand rows over but never wait
     for them to be stored); True when there is no writer in this process."""
     with _shared_lock:
-        writer = _shared if _shared is not None and _shared.pid == os.getpid() else None
+        writer = _shared
     return True if writer is None else writer.flush(timeout_s)
 
 
@@ -363,3 +379,24 @@ def release_writer(writer: TelemetryWriter) -> None:
             return
         _shared = None
     writer.close(writer.settings.exporter.shutdown_timeout_ms / 1000)
+
+
+def _detach_from_parent(selector: selectors.BaseSelector) -> None:
+    """Point a forked child's copy of the parent's epoll descriptor at an epoll set of its own: an inherited
+    connection finalized in the child then unregisters its socket from that set, not from the parent's."""
+    if isinstance(selector, selectors.EpollSelector):
+        private = select.epoll()
+        os.dup2(private.fileno(), selector.fileno(), inheritable=False)
+        private.close()
+
+
+def _restart_writer_in_child() -> None:
+    """`gunicorn --preload`, multiprocessing: exporters created before a fork keep working in the child. The
+    SDK restarts its batch workers after a fork; this restarts the writer they hand rows to."""
+    global _shared_lock
+    _shared_lock = threading.Lock()  # a thread of the parent may have held it at the fork
+    if _shared is not None:
+        _shared.restart_in_child()
+
+
+os.register_at_fork(after_in_child=_restart_writer_in_child)

@@ -1,0 +1,87 @@
+"""A fork after the exporters exist (`gunicorn --preload`, multiprocessing): the child gets a writer of its own,
+and the parent's keeps working whatever the child does with its copies of the parent's connections."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+# Runs in a process of its own: the parent exports and stores spans (its writer connected), forks, and the child
+# exports spans of its own, reports, and exits normally; the parent then exports and flushes again.
+_SCRIPT = """
+import json, os, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from pgotel.config import parse_settings
+from pgotel.exporter import PostgresSpanExporter
+
+dsn, child_finalizes_inherited = sys.argv[1], sys.argv[2] == "yes"
+exporter = PostgresSpanExporter(settings=parse_settings({"database": {"dsn": dsn}}, source="test"))
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+tracer = provider.get_tracer("fork-test")
+
+def spans(name, count):
+    for _ in range(count):
+        with tracer.start_as_current_span(name):
+            pass
+    return exporter.force_flush(20_000)
+
+report = {"parent_before": spans("parent-before", 5)}
+pid = os.fork()
+if pid == 0:
+    child = {"flushed": spans("child", 7), "received": exporter.writer.accounting.snapshot()["received"]}
+    if child_finalizes_inherited:  # what the interpreter's exit may do to the parent's loop and pool copied here
+        from pgotel.exporter import _writer
+        for _loop, store in _writer._INHERITED:
+            store.terminate()
+    print(json.dumps({"child": child}), flush=True)
+    sys.exit(0)
+_, status = os.waitpid(pid, 0)
+report["child_exit"] = os.waitstatus_to_exitcode(status)
+report["parent_after"] = spans("parent-after", 3)
+report["parent_received"] = exporter.writer.accounting.snapshot()["received"]
+provider.shutdown()
+print(json.dumps(report), flush=True)
+"""
+
+
+@pytest.mark.parametrize("child_finalizes_inherited", [False, True], ids=["child-exits", "child-finalizes-copies"])
+def test_parent_and_forked_child_each_store_their_own_spans(
+    dsn: str, tmp_path: Path, child_finalizes_inherited: bool
+) -> None:
+    script = tmp_path / "fork_app.py"
+    script.write_text(_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), dsn, "yes" if child_finalizes_inherited else "no"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    child_line, parent_line = result.stdout.strip().splitlines()
+    child, parent = json.loads(child_line)["child"], json.loads(parent_line)
+
+    assert child == {"flushed": True, "received": {"spans": 7}}  # its own writer, counting only its own spans
+    assert parent == {
+        "parent_before": True,
+        "child_exit": 0,
+        "parent_after": True,
+        "parent_received": {"spans": 8},
+    }
+    assert asyncio.run(_stored_by_name(dsn)) == [("child", 7), ("parent-after", 3), ("parent-before", 5)]
+
+
+async def _stored_by_name(dsn: str) -> list[tuple[str, int]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT name, count(*) FROM pgotel.spans GROUP BY name ORDER BY name")
+    finally:
+        await conn.close()
+    return [(row["name"], row["count"]) for row in rows]
