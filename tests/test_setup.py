@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -115,6 +116,23 @@ def test_providers_are_built_from_the_file(
     assert unset_globals["tracer"] is pgotel_tracer_provider
     assert unset_globals["meter"] is handle.meter_provider
     assert unset_globals["logger"] is handle.logger_provider
+
+
+def test_each_process_gets_its_own_service_instance_id_unless_the_file_names_one(
+    config_file: Path, tmp_path: Path, handles: list[pgotel.PgOtel]
+) -> None:
+    first, second = pgotel.setup(config=config_file), pgotel.setup(config=config_file)
+    handles += [first, second]
+    ids = {handle.tracer_provider.resource.attributes["service.instance.id"] for handle in handles}
+    assert len(ids) == 2
+    assert all(uuid.UUID(str(instance_id)) for instance_id in ids)
+
+    named = tmp_path / "named.yaml"
+    named_instance = "      value: checkout\n    - name: service.instance.id\n      value: web-1\n"
+    named.write_text(CONSOLE_CONFIG.replace("      value: checkout\n", named_instance))
+    handle = pgotel.setup(config=named)
+    handles.append(handle)
+    assert handle.tracer_provider.resource.attributes["service.instance.id"] == "web-1"
 
 
 def test_api_spans_follow_the_latest_setup_in_the_process(config_file: Path) -> None:
