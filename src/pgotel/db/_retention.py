@@ -8,6 +8,7 @@ from pgotel.db._migrate import Connection
 
 _ENSURE = "SELECT pgotel.ensure_partitions($1::date, $2::date)"
 _DROP_EXPIRED = "SELECT pgotel.drop_expired_partitions($1)"
+_DROP_EXPIRED_SIDE_ROWS = "SELECT pgotel.drop_expired_side_rows($1)"
 
 
 def utc_today() -> dt.date:
@@ -25,5 +26,8 @@ async def ensure_partitions_around_today(conn: Connection, *, days_ahead: int) -
 
 
 async def prune(conn: Connection, *, retention_days: int) -> list[str]:
-    """Drop the partitions entirely older than the retention; return their names."""
-    return [row[0] for row in await conn.fetch(_DROP_EXPIRED, retention_days)]
+    """Drop the partitions entirely older than the retention, then the resources, scopes and metric series no
+    remaining row can reference (migration 0004); return the partitions' names."""
+    dropped = [row[0] for row in await conn.fetch(_DROP_EXPIRED, retention_days)]
+    await conn.fetchval(_DROP_EXPIRED_SIDE_ROWS, retention_days)
+    return dropped

@@ -60,7 +60,8 @@ _DATA_ERROR_CLASSES = ("22", "23", "54")
 
 
 async def insert_side_rows(conn: Connection, table: str, rows: Sequence[Row]) -> None:
-    """Insert resources / scopes / series that may already exist (ids are content fingerprints)."""
+    """Insert resources / scopes / series that may already exist (ids are content fingerprints), marking them
+    seen today (what keeps them from expiring, see migration 0004)."""
     columns = COLUMNS[table]
     async with conn.transaction():
         await conn.execute(
@@ -69,7 +70,9 @@ async def insert_side_rows(conn: Connection, table: str, rows: Sequence[Row]) ->
         await conn.copy_records_to_table(f"pending_{table}", records=rows, columns=columns)
         names = ", ".join(columns)
         await conn.execute(
-            f"INSERT INTO pgotel.{table} ({names}) SELECT {names} FROM pending_{table} ON CONFLICT (id) DO NOTHING"
+            f"INSERT INTO pgotel.{table} AS existing ({names}) SELECT {names} FROM pending_{table} "
+            "ON CONFLICT (id) DO UPDATE SET last_seen = EXCLUDED.last_seen "
+            "WHERE existing.last_seen < EXCLUDED.last_seen"
         )
 
 

@@ -53,6 +53,7 @@ class TelemetryWriter:
         self._side: dict[str, dict[uuid.UUID, db.Row]] = {table: {} for table in db.SIDE_TABLES}
         self._queued = 0
         self._known_side: set[uuid.UUID] = set()
+        self._side_day = db.utc_today()  # the UTC day `_known_side` was marked seen in the database
         self._known_days: set[int] = set()  # db.day_number of the partitions known to exist
         self._store: db.TelemetryStore | None = None
         self._connected = threading.Event()
@@ -181,6 +182,7 @@ class TelemetryWriter:
                     backoff = 0.1
                     last_partitions = last_prune = time.monotonic()
                 await self._drain()
+                self._forget_side_rows_on_a_new_day()
                 now = time.monotonic()
                 if now - last_partitions >= _PARTITION_CHECK_INTERVAL_S:
                     await self._ensure_partitions(self._store)
@@ -198,6 +200,15 @@ class TelemetryWriter:
                 await self._sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, self._exporter.connect_backoff_max_ms / 1000)
         await self._disconnect()
+
+    def _forget_side_rows_on_a_new_day(self) -> None:
+        """On a new UTC day the side rows in use are upserted again, which marks them seen that day: rows no
+        writer uses any more expire (migration 0004)."""
+        today = db.utc_today()
+        if today != self._side_day:
+            with self._lock:
+                self._known_side.clear()
+            self._side_day = today
 
     async def _sleep(self, seconds: float) -> None:
         self._wakeup.clear()
