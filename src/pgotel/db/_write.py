@@ -70,7 +70,9 @@ async def insert_side_rows(conn: Connection, table: str, rows: Sequence[Row]) ->
         await conn.copy_records_to_table(f"pending_{table}", records=rows, columns=columns)
         names = ", ".join(columns)
         await conn.execute(
-            f"INSERT INTO pgotel.{table} AS existing ({names}) SELECT {names} FROM pending_{table} "
+            # In id order: the upsert locks each existing row, and writers locking shared rows (the scopes every
+            # worker uses) in different orders could deadlock.
+            f"INSERT INTO pgotel.{table} AS existing ({names}) SELECT {names} FROM pending_{table} ORDER BY id "
             "ON CONFLICT (id) DO UPDATE SET last_seen = EXCLUDED.last_seen "
             "WHERE existing.last_seen < EXCLUDED.last_seen"
         )
