@@ -7,7 +7,6 @@ import gc
 import logging
 import os
 import threading
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -27,7 +26,7 @@ from opentelemetry.configuration.file import (
 )
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource
+from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, Resource, ServiceInstanceIdResourceDetector
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 
@@ -197,7 +196,8 @@ def _build_pipeline(loaded: LoadedConfig, redactor: Redactor) -> PgOtel:
             resource = resource.merge(Resource({SERVICE_NAME: loaded.settings.service_name}))
         if SERVICE_INSTANCE_ID not in resource.attributes:
             # Each process its own (uvicorn --workers, replicas): their cumulative metrics are separate series.
-            resource = resource.merge(Resource({SERVICE_INSTANCE_ID: str(uuid.uuid4())}))
+            # The SDK's detector: the same id the SDK's providers give a forked child in place of the parent's.
+            resource = resource.merge(ServiceInstanceIdResourceDetector().detect())
         built.append(create_tracer_provider(otel.tracer_provider, resource, otel.attribute_limits))
         built.append(create_meter_provider(otel.meter_provider, resource))
         built.append(create_logger_provider(otel.logger_provider, resource, otel.attribute_limits))

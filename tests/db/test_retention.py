@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 
@@ -67,3 +68,31 @@ async def test_upserting_a_side_row_again_marks_it_seen_today(conn: asyncpg.Conn
     await db.insert_side_rows(conn, "resources", [(ids["resource"], "reused", "{}", "")])
     assert await conn.fetchval("SELECT last_seen FROM pgotel.resources WHERE id = $1", ids["resource"]) == today
     assert await conn.fetchval("SELECT last_seen FROM pgotel.scopes WHERE id = $1", ids["scope"]) < today
+
+
+async def test_a_series_a_kept_point_references_stays_whatever_its_last_seen(conn: asyncpg.Connection) -> None:
+    """A writer that never marks its rows seen again (an older pgotel, a clock far off) keeps those it uses."""
+    ids = await _side_rows(conn, "still-used", db.utc_today() - dt.timedelta(days=60))
+    now = dt.datetime.now(dt.UTC)
+    await db.copy_rows(conn, "metric_points", [(now, 0, 0, ids["series"], 1, None, None)])
+    await db.prune(conn, retention_days=30)
+    assert await _remaining(conn) == {
+        "resources": {"still-used"},
+        "scopes": {"still-used"},
+        "metric_series": {"still-used"},
+    }
+
+
+async def test_pruning_skips_the_rows_a_writer_is_upserting_instead_of_waiting_for_it(
+    conn: asyncpg.Connection, dsn: str
+) -> None:
+    ids = await _side_rows(conn, "being-upserted", db.utc_today() - dt.timedelta(days=60))
+    await conn.execute("DELETE FROM pgotel.metric_series")
+    writer = await asyncpg.connect(dsn)
+    try:
+        async with writer.transaction():
+            await writer.execute("UPDATE pgotel.scopes SET name = name WHERE id = $1", ids["scope"])  # row locked
+            await asyncio.wait_for(db.prune(conn, retention_days=30), timeout=30)
+    finally:
+        await writer.close()
+    assert await _remaining(conn) == {"resources": set(), "scopes": {"being-upserted"}, "metric_series": set()}

@@ -15,7 +15,8 @@ import pytest
 # Runs in a process of its own: the parent exports and stores spans (its writer connected), forks, and the child
 # exports spans of its own, reports, and exits normally; the parent then exports and flushes again.
 _SCRIPT = """
-import json, os, sys
+import asyncio, json, os, sys, threading, time
+import asyncpg
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from pgotel.config import parse_settings
@@ -33,10 +34,21 @@ def spans(name, count):
             pass
     return exporter.force_flush(20_000)
 
+async def writer_sessions():
+    conn = await asyncpg.connect(dsn)
+    pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgotel'")
+    await conn.close()
+    return {row["pid"] for row in pids}
+
+def writer_running():
+    return any(thread.name == "pgotel-writer" for thread in threading.enumerate())
+
 report = {"parent_before": spans("parent-before", 5)}
+parent_sessions = asyncio.run(writer_sessions())
 pid = os.fork()
 if pid == 0:
-    child = {"flushed": spans("child", 7), "received": exporter.writer.accounting.snapshot()["received"]}
+    child = {"writer_before_rows": writer_running()}
+    child.update(flushed=spans("child", 7), received=exporter.writer.accounting.snapshot()["received"])
     if child_finalizes_inherited:  # what the interpreter's exit may do to the parent's loop and pool copied here
         from pgotel.exporter import _writer
         for _loop, store in _writer._INHERITED:
@@ -45,6 +57,8 @@ if pid == 0:
     sys.exit(0)
 _, status = os.waitpid(pid, 0)
 report["child_exit"] = os.waitstatus_to_exitcode(status)
+time.sleep(0.5)  # a session the child ended would be gone by now
+report["parent_sessions_kept"] = parent_sessions <= asyncio.run(writer_sessions())
 report["parent_after"] = spans("parent-after", 3)
 report["parent_received"] = exporter.writer.accounting.snapshot()["received"]
 provider.shutdown()
@@ -68,10 +82,12 @@ def test_parent_and_forked_child_each_store_their_own_spans(
     child_line, parent_line = result.stdout.strip().splitlines()
     child, parent = json.loads(child_line)["child"], json.loads(parent_line)
 
-    assert child == {"flushed": True, "received": {"spans": 7}}  # its own writer, counting only its own spans
+    # Its own writer, started by its first rows, counting only its own spans.
+    assert child == {"writer_before_rows": False, "flushed": True, "received": {"spans": 7}}
     assert parent == {
         "parent_before": True,
         "child_exit": 0,
+        "parent_sessions_kept": True,
         "parent_after": True,
         "parent_received": {"spans": 8},
     }

@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import os
 import random
-import select
 import selectors
 import threading
 import time
@@ -44,10 +43,11 @@ class TelemetryWriter:
         self.settings = settings
         self.accounting = accounting or Accounting()
         self._exporter = settings.exporter
-        self._start()
+        self._reset()
+        self._thread.start()
 
-    def _start(self) -> None:
-        """This process's queues, loop and writer thread."""
+    def _reset(self) -> None:
+        """This process's queues, loop and writer thread (not started)."""
         self._lock = threading.Lock()
         self._queue: dict[str, deque[db.Row]] = {table: deque() for table in db.PARTITIONED_TABLES}
         self._side: dict[str, dict[uuid.UUID, db.Row]] = {table: {} for table in db.SIDE_TABLES}
@@ -66,17 +66,17 @@ class TelemetryWriter:
         # One drain at a time: a flush must not return while another drain's COPY is still in flight.
         self._drain_lock = asyncio.Lock()
         self._thread = threading.Thread(target=self._run, name="pgotel-writer", daemon=True)
-        self._thread.start()
 
     def restart_in_child(self) -> None:
         """After a fork: the parent's writer thread does not exist here, and its loop and pool are the parent's.
         They are kept, never run (dropping them would destroy their pending tasks, which asyncio logs as errors),
-        and their epoll set is swapped for a private one. What the parent queued and counted is the parent's to
-        store and report: the child starts empty, with its own thread and, once connected, its own pool."""
+        and cut off from the parent's sockets. What the parent queued and counted is the parent's to store and
+        report: the child starts empty, and its own thread (then pool) starts with its first rows, so a child
+        that never exports (a `subprocess` pre-exec child, a worker of other code) costs nothing."""
         _INHERITED.append((self._loop, self._store))
         _detach_from_parent(self._selector)
         self.accounting.start_over()
-        self._start()
+        self._reset()
 
     # -- called from exporter threads ----------------------------------------------------------
 
@@ -86,6 +86,8 @@ class TelemetryWriter:
             closing = self._closing
             dropped = self._dropped_when_closing(batch) if closing else self._enqueue_locked(batch)
             wake = not closing and self._queued >= self._exporter.batch_rows
+            if not closing and self._thread.ident is None:  # a forked child's first rows
+                self._thread.start()
         for (signal, reason), count in dropped.items():  # outside the lock: counting a drop may log it
             self.accounting.dropped(signal, reason, count)
         if wake:
@@ -117,6 +119,8 @@ class TelemetryWriter:
 
     def flush(self, timeout_s: float) -> bool:
         """Write everything queued so far; False when it could not within `timeout_s`."""
+        if self._thread.ident is None:
+            return True  # never started: nothing was ever queued
         if threading.current_thread() is self._thread or not self._thread.is_alive():
             return False
         future = asyncio.run_coroutine_threadsafe(self._untraced(self._drain_once_connected()), self._loop)
@@ -133,7 +137,9 @@ class TelemetryWriter:
             self.flush(max(0.0, deadline - time.monotonic()))
         with self._lock:
             self._closing = True
-        if self._thread.is_alive():
+        if self._thread.ident is None:  # a forked child that never had rows: its loop never ran
+            self._loop.close()
+        elif self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._wakeup.set)
             self._thread.join(max(0.1, deadline - time.monotonic()))
         unwritten: Counter[str] = Counter()
@@ -393,12 +399,15 @@ def release_writer(writer: TelemetryWriter) -> None:
 
 
 def _detach_from_parent(selector: selectors.BaseSelector) -> None:
-    """Point a forked child's copy of the parent's epoll descriptor at an epoll set of its own: an inherited
-    connection finalized in the child then unregisters its socket from that set, not from the parent's."""
-    if isinstance(selector, selectors.EpollSelector):
-        private = select.epoll()
-        os.dup2(private.fileno(), selector.fileno(), inheritable=False)
-        private.close()
+    """Point a forked child's copies of the descriptors its parent's writer loop watches (the pool's sockets, the
+    loop's wake-up pipe) at /dev/null: an inherited connection finalized in the child then neither unregisters the
+    parent's socket from the epoll set both processes share nor ends the parent's session."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for key in selector.get_map().values():
+            os.dup2(null, key.fd, inheritable=False)
+    finally:
+        os.close(null)
 
 
 def _restart_writer_in_child() -> None:

@@ -8,29 +8,53 @@ ALTER TABLE pgotel.resources ADD COLUMN last_seen date NOT NULL DEFAULT (now() A
 ALTER TABLE pgotel.scopes ADD COLUMN last_seen date NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')::date;
 ALTER TABLE pgotel.metric_series ADD COLUMN last_seen date NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')::date;
 
+-- The deletes below look up the series of each resource and scope.
+CREATE INDEX metric_series_resource ON pgotel.metric_series (resource_id);
+CREATE INDEX metric_series_scope ON pgotel.metric_series (scope_id);
+
 -- Deletes the side rows last seen before the longest retention of the partitioned tables (default_retention_days
 -- where a table has none of its own) plus 3 days: points may be dated up to 2 days ahead of the day they were
 -- written, so a row last used on day D is referenced by nothing once the partitions of day D + 2 are dropped.
--- Returns how many rows it deleted. Same lock as the partition maintenance it runs after.
+-- A series that a kept point still references stays whatever its last_seen says (a writer whose clock is off,
+-- or that never upserts its rows again). Rows are locked in id order, as the writers' upserts lock them, and
+-- rows a writer holds are skipped: the two never deadlock. At most 5,000 rows of each table per call (every
+-- writer prunes as it connects and daily, under the partition maintenance's lock: a backlog left by many
+-- process starts goes over a few calls instead of holding that lock). Returns how many rows it deleted.
 CREATE FUNCTION pgotel.drop_expired_side_rows(default_retention_days integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     cutoff date;
-    deleted integer;
+    doomed uuid[];
     total integer := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock(x'706707E3'::bigint);
     SELECT (now() AT TIME ZONE 'UTC')::date - max(COALESCE(retention_days, default_retention_days)) - 3
     INTO cutoff FROM pgotel.partitioned_tables;
-    DELETE FROM pgotel.metric_series WHERE last_seen < cutoff;
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    total := total + deleted;
-    DELETE FROM pgotel.resources r
-    WHERE r.last_seen < cutoff AND NOT EXISTS (SELECT 1 FROM pgotel.metric_series s WHERE s.resource_id = r.id);
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    total := total + deleted;
-    DELETE FROM pgotel.scopes c
-    WHERE c.last_seen < cutoff AND NOT EXISTS (SELECT 1 FROM pgotel.metric_series s WHERE s.scope_id = c.id);
-    GET DIAGNOSTICS deleted = ROW_COUNT;
-    RETURN total + deleted;
+
+    SELECT array_agg(id) INTO doomed FROM (
+        SELECT s.id FROM pgotel.metric_series s
+        WHERE s.last_seen < cutoff
+          AND NOT EXISTS (SELECT 1 FROM pgotel.metric_points p WHERE p.series_id = s.id)
+          AND NOT EXISTS (SELECT 1 FROM pgotel.histogram_points p WHERE p.series_id = s.id)
+          AND NOT EXISTS (SELECT 1 FROM pgotel.exp_histogram_points p WHERE p.series_id = s.id)
+        ORDER BY s.id LIMIT 5000 FOR UPDATE OF s SKIP LOCKED
+    ) AS expired;
+    DELETE FROM pgotel.metric_series WHERE id = ANY (doomed);
+    total := total + COALESCE(cardinality(doomed), 0);
+
+    SELECT array_agg(id) INTO doomed FROM (
+        SELECT r.id FROM pgotel.resources r
+        WHERE r.last_seen < cutoff AND NOT EXISTS (SELECT 1 FROM pgotel.metric_series s WHERE s.resource_id = r.id)
+        ORDER BY r.id LIMIT 5000 FOR UPDATE OF r SKIP LOCKED
+    ) AS expired;
+    DELETE FROM pgotel.resources WHERE id = ANY (doomed);
+    total := total + COALESCE(cardinality(doomed), 0);
+
+    SELECT array_agg(id) INTO doomed FROM (
+        SELECT c.id FROM pgotel.scopes c
+        WHERE c.last_seen < cutoff AND NOT EXISTS (SELECT 1 FROM pgotel.metric_series s WHERE s.scope_id = c.id)
+        ORDER BY c.id LIMIT 5000 FOR UPDATE OF c SKIP LOCKED
+    ) AS expired;
+    DELETE FROM pgotel.scopes WHERE id = ANY (doomed);
+    RETURN total + COALESCE(cardinality(doomed), 0);
 END $$;
