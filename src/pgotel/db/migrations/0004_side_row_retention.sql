@@ -24,37 +24,37 @@ CREATE FUNCTION pgotel.drop_expired_side_rows(default_retention_days integer) RE
 LANGUAGE plpgsql AS $$
 DECLARE
     cutoff date;
-    doomed uuid[];
+    side record;
+    deleted integer;
     total integer := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock(x'706707E3'::bigint);
     SELECT (now() AT TIME ZONE 'UTC')::date - max(COALESCE(retention_days, default_retention_days)) - 3
     INTO cutoff FROM pgotel.partitioned_tables;
 
-    SELECT array_agg(id) INTO doomed FROM (
+    WITH expired AS (
         SELECT s.id FROM pgotel.metric_series s
         WHERE s.last_seen < cutoff
           AND NOT EXISTS (SELECT 1 FROM pgotel.metric_points p WHERE p.series_id = s.id)
           AND NOT EXISTS (SELECT 1 FROM pgotel.histogram_points p WHERE p.series_id = s.id)
           AND NOT EXISTS (SELECT 1 FROM pgotel.exp_histogram_points p WHERE p.series_id = s.id)
-        ORDER BY s.id LIMIT 5000 FOR UPDATE OF s SKIP LOCKED
-    ) AS expired;
-    DELETE FROM pgotel.metric_series WHERE id = ANY (doomed);
-    total := total + COALESCE(cardinality(doomed), 0);
+        ORDER BY s.id LIMIT 5000 FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM pgotel.metric_series WHERE id IN (SELECT id FROM expired);
+    GET DIAGNOSTICS total = ROW_COUNT;
 
-    SELECT array_agg(id) INTO doomed FROM (
-        SELECT r.id FROM pgotel.resources r
-        WHERE r.last_seen < cutoff AND NOT EXISTS (SELECT 1 FROM pgotel.metric_series s WHERE s.resource_id = r.id)
-        ORDER BY r.id LIMIT 5000 FOR UPDATE OF r SKIP LOCKED
-    ) AS expired;
-    DELETE FROM pgotel.resources WHERE id = ANY (doomed);
-    total := total + COALESCE(cardinality(doomed), 0);
-
-    SELECT array_agg(id) INTO doomed FROM (
-        SELECT c.id FROM pgotel.scopes c
-        WHERE c.last_seen < cutoff AND NOT EXISTS (SELECT 1 FROM pgotel.metric_series s WHERE s.scope_id = c.id)
-        ORDER BY c.id LIMIT 5000 FOR UPDATE OF c SKIP LOCKED
-    ) AS expired;
-    DELETE FROM pgotel.scopes WHERE id = ANY (doomed);
-    RETURN total + COALESCE(cardinality(doomed), 0);
+    FOR side IN SELECT * FROM (VALUES ('resources', 'resource_id'), ('scopes', 'scope_id')) AS t (tab, series_column)
+    LOOP
+        EXECUTE format(
+            'WITH expired AS ('
+            '    SELECT r.id FROM pgotel.%1$I r'
+            '    WHERE r.last_seen < $1 AND NOT EXISTS (SELECT 1 FROM pgotel.metric_series s WHERE s.%2$I = r.id)'
+            '    ORDER BY r.id LIMIT 5000 FOR UPDATE SKIP LOCKED'
+            ') DELETE FROM pgotel.%1$I WHERE id IN (SELECT id FROM expired)',
+            side.tab, side.series_column)
+        USING cutoff;
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        total := total + deleted;
+    END LOOP;
+    RETURN total;
 END $$;
