@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pgotel import db
 from pgotel.exporter import PostgresSpanExporter
@@ -49,3 +50,25 @@ async def test_side_rows_in_use_are_marked_seen_again_on_a_new_utc_day(
             break
         await asyncio.sleep(0.02)
     assert await conn.fetchval(_OLDEST_SEEN) == today  # PostgreSQL's own day: upserted again
+
+
+def test_a_flush_ends_while_rows_keep_arriving(dsn: str, shutdowns: list[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drain writes what was queued when it began: under a steady stream the writer still gets to its rollups."""
+    exporter = PostgresSpanExporter(settings=settings_for(dsn))
+    shutdowns.append(exporter)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("writer-test").start_as_current_span("work"):
+        pass
+    spans = memory.get_finished_spans()
+    writer = exporter.writer
+    write_table = writer._write_table
+
+    async def write_while_another_batch_arrives(store: Any, table: str, rows: list[Any]) -> None:
+        exporter.export(spans)
+        await write_table(store, table, rows)
+
+    monkeypatch.setattr(writer, "_write_table", write_while_another_batch_arrives)
+    exporter.export(spans)
+    assert exporter.force_flush(10_000)

@@ -258,7 +258,7 @@ class TelemetryWriter:
         return await self._drain()
 
     async def _drain(self) -> bool:
-        """Write batches until the queue is empty. Raises on connection loss (rows are kept)."""
+        """Write what is queued now. Raises on connection loss (rows are kept)."""
         async with self._drain_lock:
             store = self._store
             if store is None:
@@ -268,16 +268,22 @@ class TelemetryWriter:
             return True
 
     async def _write_batches(self, store: db.TelemetryStore) -> None:
-        while True:
+        """Write, in batches, as many rows as are queued when called: under a steady stream of rows the writer
+        still returns to its periodic work (the rollups, partitions, the daily side-row refresh)."""
+        with self._lock:
+            left = self._queued
+        while left > 0:
             with self._lock:
                 work = {
                     table: [rows.popleft() for _ in range(min(len(rows), self._exporter.batch_rows))]
                     for table, rows in self._queue.items()
                     if rows
                 }
-                self._queued -= sum(len(rows) for rows in work.values())
+                popped = sum(len(rows) for rows in work.values())
+                self._queued -= popped
             if not work:
                 return
+            left -= popped
             try:
                 # A batch submitted after _drain() wrote the side rows is popped here too: write its series
                 # first (submit() queues both under the lock), or the rollup refresh could take the points'
