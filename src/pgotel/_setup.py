@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import multiprocessing.util
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -145,6 +146,7 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
     use_redactor(redactor)
     instrument_clients()
     atexit.register(handle.shutdown)
+    multiprocessing.util.register_after_fork(handle, _shut_down_when_the_process_ends)
     if app is not None:
         instrument_app(
             app,
@@ -158,6 +160,12 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
     if loaded.settings.freeze_gc:
         _freeze_gc()  # last: the instrumented app and its dashboard are long-lived too
     return handle
+
+
+def _shut_down_when_the_process_ends(handle: PgOtel) -> None:
+    """In a `multiprocessing` child forked from this process: it ends through `os._exit` once its finalizers
+    ran, never running the atexit shutdown, which would lose what its batch processors still hold, uncounted."""
+    multiprocessing.util.Finalize(handle, handle.shutdown, exitpriority=0)
 
 
 def _raise_gc_threshold(young: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,48 @@ async def _stored_by_name(dsn: str) -> list[tuple[str, int]]:
     finally:
         await conn.close()
     return [(row["name"], row["count"]) for row in rows]
+
+
+# `multiprocessing` children end through os._exit, which skips the atexit shutdown that flushes the pipeline.
+_MULTIPROCESSING_SCRIPT = """
+import json, multiprocessing, sys
+from opentelemetry import trace
+import pgotel
+
+handle = pgotel.setup(config=sys.argv[1])
+
+def emit():
+    tracer = trace.get_tracer("multiprocessing-test")
+    for _ in range(20):
+        with tracer.start_as_current_span("child-of-multiprocessing"):
+            pass
+
+if __name__ == "__main__":
+    children = [multiprocessing.get_context("fork").Process(target=emit) for _ in range(2)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+    print(json.dumps([child.exitcode for child in children]))
+    handle.shutdown()
+"""
+
+
+def test_multiprocessing_children_store_what_they_emit_before_returning(
+    dsn: str, tmp_path: Path, repo_root: Path
+) -> None:
+    script = tmp_path / "multiprocessing_app.py"
+    script.write_text(_MULTIPROCESSING_SCRIPT)
+    (tmp_path / "otel-config.yaml").write_text((repo_root / "otel-config.yaml").read_text())
+    env = {**os.environ, "PGOTEL_DSN": dsn, "PGOTEL_DASHBOARD_TOKEN": "fork-test-token"}
+    result = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "otel-config.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, 0]
+    assert asyncio.run(_stored_by_name(dsn)) == [("child-of-multiprocessing", 40)]
