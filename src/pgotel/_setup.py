@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import gc
 import logging
+import multiprocessing
 import multiprocessing.util
 import os
 import threading
@@ -147,6 +148,8 @@ def setup(app: Starlette | None = None, *, config: str | os.PathLike[str] | None
     instrument_clients()
     atexit.register(handle.shutdown)
     multiprocessing.util.register_after_fork(handle, _shut_down_when_the_process_ends)
+    if multiprocessing.parent_process() is not None:  # setup() ran inside a multiprocessing child itself
+        _shut_down_when_the_process_ends(handle)
     if app is not None:
         instrument_app(
             app,

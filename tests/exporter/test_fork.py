@@ -105,39 +105,54 @@ async def _stored_by_name(dsn: str) -> list[tuple[str, int]]:
 
 
 # `multiprocessing` children end through os._exit, which skips the atexit shutdown that flushes the pipeline.
+# setup() runs in the parent before the children are forked, or in each child (a Pool's initializer).
 _MULTIPROCESSING_SCRIPT = """
 import json, multiprocessing, sys
 from opentelemetry import trace
 import pgotel
 
-handle = pgotel.setup(config=sys.argv[1])
+config, where = sys.argv[1], sys.argv[2]
+if where == "parent":
+    handle = pgotel.setup(config=config)
 
-def emit():
+def set_up_in_child():
+    pgotel.setup(config=config)
+
+def emit(count):
     tracer = trace.get_tracer("multiprocessing-test")
-    for _ in range(20):
+    for _ in range(count):
         with tracer.start_as_current_span("child-of-multiprocessing"):
             pass
+    return count
 
 if __name__ == "__main__":
-    children = [multiprocessing.get_context("fork").Process(target=emit) for _ in range(2)]
-    for child in children:
-        child.start()
-    for child in children:
-        child.join()
-    print(json.dumps([child.exitcode for child in children]))
-    handle.shutdown()
+    context = multiprocessing.get_context("fork")
+    if where == "parent":
+        children = [context.Process(target=emit, args=(20,)) for _ in range(2)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join()
+        print(json.dumps(sum(20 for child in children if child.exitcode == 0)))
+        handle.shutdown()
+    else:
+        pool = context.Pool(2, initializer=set_up_in_child)
+        print(json.dumps(sum(pool.map(emit, [10, 10, 10, 10]))))
+        pool.close()
+        pool.join()
 """
 
 
+@pytest.mark.parametrize("where", ["parent", "child"], ids=["setup-in-parent", "setup-in-pool-initializer"])
 def test_multiprocessing_children_store_what_they_emit_before_returning(
-    dsn: str, tmp_path: Path, repo_root: Path
+    where: str, dsn: str, tmp_path: Path, repo_root: Path
 ) -> None:
     script = tmp_path / "multiprocessing_app.py"
     script.write_text(_MULTIPROCESSING_SCRIPT)
     (tmp_path / "otel-config.yaml").write_text((repo_root / "otel-config.yaml").read_text())
     env = {**os.environ, "PGOTEL_DSN": dsn, "PGOTEL_DASHBOARD_TOKEN": "fork-test-token"}
     result = subprocess.run(
-        [sys.executable, str(script), str(tmp_path / "otel-config.yaml")],
+        [sys.executable, str(script), str(tmp_path / "otel-config.yaml"), where],
         capture_output=True,
         text=True,
         timeout=120,
@@ -145,5 +160,5 @@ def test_multiprocessing_children_store_what_they_emit_before_returning(
         env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, 0]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == 40
     assert asyncio.run(_stored_by_name(dsn)) == [("child-of-multiprocessing", 40)]

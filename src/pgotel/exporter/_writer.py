@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import random
 import selectors
+import ssl
 import threading
 import time
 import uuid
@@ -44,6 +45,10 @@ class TelemetryWriter:
         self.accounting = accounting or Accounting()
         self._exporter = settings.exporter
         self._reset()
+        # OpenSSL's one-time initialization (~2-6 ms), here rather than in the writer thread's first connect: a
+        # process forked while another thread runs it (gunicorn --preload right after setup()) hung in its own
+        # first SSLContext(). A fork during a later connect's own SSLContext (~0.2 ms each) still can.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._thread.start()
 
     def _reset(self) -> None:
@@ -199,7 +204,8 @@ class TelemetryWriter:
                 if now - last_rollup >= _ROLLUP_INTERVAL_S:
                     await self._store.refresh_rollups()
                     last_rollup = now
-                await self._sleep(self._exporter.flush_interval_ms / 1000)
+                if self.queued < self._exporter.batch_rows:  # else a batch came during the drain: no sleep
+                    await self._sleep(self._exporter.flush_interval_ms / 1000)
             except Exception as exc:
                 self._log.warning("pgotel: PostgreSQL unavailable, buffering telemetry and retrying: %r", exc)
                 await self._disconnect()
@@ -270,20 +276,20 @@ class TelemetryWriter:
     async def _write_batches(self, store: db.TelemetryStore) -> None:
         """Write, in batches, as many rows as are queued when called: under a steady stream of rows the writer
         still returns to its periodic work (the rollups, partitions, the daily side-row refresh)."""
-        with self._lock:
-            left = self._queued
-        while left > 0:
+        with self._lock:  # per table: each table's rows queued now are the head of its queue
+            left = {table: len(rows) for table, rows in self._queue.items()}
+        while any(left.values()):
             with self._lock:
                 work = {
-                    table: [rows.popleft() for _ in range(min(len(rows), self._exporter.batch_rows))]
+                    table: [rows.popleft() for _ in range(min(len(rows), left[table], self._exporter.batch_rows))]
                     for table, rows in self._queue.items()
-                    if rows
+                    if rows and left[table]
                 }
-                popped = sum(len(rows) for rows in work.values())
-                self._queued -= popped
+                self._queued -= sum(len(rows) for rows in work.values())
             if not work:
                 return
-            left -= popped
+            for table, rows in work.items():
+                left[table] -= len(rows)
             try:
                 # A batch submitted after _drain() wrote the side rows is popped here too: write its series
                 # first (submit() queues both under the lock), or the rollup refresh could take the points'
