@@ -13,6 +13,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from pgotel import db
+
 # Runs in a process of its own: the parent exports and stores spans (its writer connected), forks, and the child
 # exports spans of its own, reports, and exits normally; the parent then exports and flushes again.
 _SCRIPT = """
@@ -162,3 +164,43 @@ def test_multiprocessing_children_store_what_they_emit_before_returning(
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == 40
     assert asyncio.run(_stored_by_name(dsn)) == [("child-of-multiprocessing", 40)]
+
+
+# A child forked while the writer thread was inside OpenSSL (asyncpg creates an SSLContext for every connection it
+# opens with `sslmode=prefer`) hung in its own first SSL use. The embedded server's DSN disables TLS (loopback).
+_SSL_SCRIPT = """
+import os, ssl, sys, threading, time
+from pgotel.config import parse_settings
+from pgotel.exporter import PostgresSpanExporter
+
+exporter = PostgresSpanExporter(settings=parse_settings({"database": {"dsn": sys.argv[1]}}, source="test"))
+children = []
+deadline = time.monotonic() + 2.0
+while time.monotonic() < deadline and not exporter.writer.connected:
+    pid = os.fork()
+    if pid == 0:
+        made = []
+        worker = threading.Thread(target=lambda: made.append(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)), daemon=True)
+        worker.start()
+        worker.join(5)
+        os._exit(0 if made else 1)
+    children.append(pid)
+    time.sleep(0.001)
+print(sum(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0 for pid in children))
+exporter.shutdown()
+"""
+
+
+def test_children_forked_while_the_writer_connects_to_the_embedded_server_can_use_ssl(tmp_path: Path) -> None:
+    script = tmp_path / "ssl_fork_app.py"
+    script.write_text(_SSL_SCRIPT)
+    server = db.start_embedded(tmp_path / "embedded")
+    try:
+        for _ in range(3):  # each run forks a few dozen children across the writer's first connection
+            result = subprocess.run(
+                [sys.executable, str(script), server.dsn], capture_output=True, text=True, timeout=120
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+            assert result.stdout.strip() == "0"  # children whose SSLContext() hung
+    finally:
+        db.stop_embedded(tmp_path / "embedded")

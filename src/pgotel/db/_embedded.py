@@ -56,7 +56,9 @@ class EmbeddedServer:
     @property
     def dsn(self) -> str:
         credentials = SUPERUSER if self.password is None else f"{SUPERUSER}:{self.password}"
-        return f"postgresql://{credentials}@127.0.0.1:{self.port}/{DATABASE}"
+        # Loopback needs no TLS, and without it no OpenSSL runs in the exporter's writer thread: a process forked
+        # while that thread was inside OpenSSL (gunicorn --preload, multiprocessing) hung in its own SSL use.
+        return f"postgresql://{credentials}@127.0.0.1:{self.port}/{DATABASE}?sslmode=disable"
 
 
 def pgdata_of(data_dir: Path) -> Path:

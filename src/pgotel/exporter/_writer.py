@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import random
 import selectors
@@ -45,10 +46,11 @@ class TelemetryWriter:
         self.accounting = accounting or Accounting()
         self._exporter = settings.exporter
         self._reset()
-        # OpenSSL's one-time initialization (~2-6 ms), here rather than in the writer thread's first connect: a
-        # process forked while another thread runs it (gunicorn --preload right after setup()) hung in its own
-        # first SSLContext(). A fork during a later connect's own SSLContext (~0.2 ms each) still can.
+        # OpenSSL's one-time initialization of what a connection uses (TLS; SCRAM's PBKDF2 through hashlib),
+        # here rather than in the writer thread's first connect: a process forked while another thread ran it
+        # (gunicorn --preload right after setup()) hung in its own first SSL use (tests/exporter/test_fork.py).
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        hashlib.pbkdf2_hmac("sha256", b"", b"", 1)
         self._thread.start()
 
     def _reset(self) -> None:
