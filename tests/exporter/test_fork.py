@@ -106,6 +106,43 @@ async def _stored_by_name(dsn: str) -> list[tuple[str, int]]:
     return [(row["name"], row["count"]) for row in rows]
 
 
+# A child whose first rows come with its shutdown: its writer starts then, and the shutdown must wait for it to connect.
+_EXPORT_AT_EXIT_SCRIPT = """
+import json, os, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pgotel.config import parse_settings
+from pgotel.exporter import PostgresSpanExporter
+
+exporter = PostgresSpanExporter(settings=parse_settings({"database": {"dsn": sys.argv[1]}}, source="test"))
+assert exporter.force_flush(20_000)
+memory = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(memory))
+for _ in range(5):
+    with provider.get_tracer("fork-test").start_as_current_span("exported-at-exit"):
+        pass
+if os.fork() == 0:
+    exporter.export(memory.get_finished_spans())  # one batch, as a batch processor's shutdown hands it over
+    accounting = exporter.writer.accounting
+    exporter.shutdown()
+    print(json.dumps(accounting.snapshot()["dropped"]), flush=True)
+    os._exit(0)
+os.wait()
+exporter.shutdown()
+"""
+
+
+def test_a_child_whose_first_rows_come_with_its_shutdown_stores_them(dsn: str, tmp_path: Path) -> None:
+    script = tmp_path / "export_at_exit_app.py"
+    script.write_text(_EXPORT_AT_EXIT_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), dsn], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip()) == {}  # nothing dropped
+    assert asyncio.run(_stored_by_name(dsn)) == [("exported-at-exit", 5)]
+
+
 # `multiprocessing` children end through os._exit, which skips the atexit shutdown that flushes the pipeline.
 # setup() runs in the parent before the children are forked, or in each child (a Pool's initializer).
 _MULTIPROCESSING_SCRIPT = """
@@ -116,6 +153,7 @@ import pgotel
 config, where = sys.argv[1], sys.argv[2]
 if where == "parent":
     handle = pgotel.setup(config=config)
+    handle.force_flush()  # connected before the forks (a fork during its SSL setup is another test's subject)
 
 def set_up_in_child():
     pgotel.setup(config=config)
