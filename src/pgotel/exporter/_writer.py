@@ -140,8 +140,8 @@ class TelemetryWriter:
     def close(self, timeout_s: float) -> None:
         """Flush within the deadline, then stop; rows still queued are counted as dropped."""
         deadline = time.monotonic() + timeout_s
-        if self._connected.is_set():
-            self.flush(max(0.0, deadline - time.monotonic()))
+        if self._connected.is_set() or self.queued:  # rows wait for a connection too: a forked child's writer
+            self.flush(max(0.0, deadline - time.monotonic()))  # starts with its first rows, often at shutdown
         with self._lock:
             self._closing = True
         if self._thread.ident is None:  # a forked child that never had rows: its loop never ran
