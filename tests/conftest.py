@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from pgotel import db
+
+
+def stored_rows(dsn: str, query: str) -> list[dict[str, Any]]:
+    """What `query` reads from the database at `dsn`, on a connection of its own (for tests that are not async)."""
+
+    async def fetch() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return [dict(row) for row in await conn.fetch(query)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ in PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -11,9 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
+
+from tests.conftest import stored_rows
 
 _APP = """
 import asyncio
@@ -38,16 +38,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def _stored_pids_and_instances(dsn: str) -> tuple[set[int], set[str]]:
+def _stored_pids_and_instances(dsn: str) -> tuple[set[int], set[str]]:
     """The worker pids the stored `/pid` spans name, and the service.instance.id of their resources."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT DISTINCT (s.attributes->>'worker.pid')::int AS pid, r.attributes->>'service.instance.id' AS id"
-            " FROM pgotel.spans s JOIN pgotel.resources r ON r.id = s.resource_id WHERE s.http_route = '/pid'"
-        )
-    finally:
-        await conn.close()
+    rows = stored_rows(
+        dsn,
+        "SELECT DISTINCT (s.attributes->>'worker.pid')::int AS pid, r.attributes->>'service.instance.id' AS id"
+        " FROM pgotel.spans s JOIN pgotel.resources r ON r.id = s.resource_id WHERE s.http_route = '/pid'",
+    )
     return {row["pid"] for row in rows}, {row["id"] for row in rows}
 
 
@@ -91,7 +88,7 @@ def test_each_worker_exports(server_name: str, dsn: str, tmp_path: Path, repo_ro
         server.terminate()
         _, stderr = server.communicate(timeout=60)
     assert len(pids) == 2, stderr.decode()[-2000:]
-    stored_pids, instances = asyncio.run(_stored_pids_and_instances(dsn))
+    stored_pids, instances = _stored_pids_and_instances(dsn)
     assert stored_pids == pids, stderr.decode()[-2000:]
     assert len(instances) == 2  # each worker a resource of its own
     assert None not in instances

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pgotel.config import PgotelSettings, parse_settings
 
@@ -16,6 +19,18 @@ _UNIX_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 def partition_time(unix_nano: int) -> dt.datetime:
     """The partition-key time PostgreSQL should hold for an OTel time: truncated to the microsecond."""
     return _UNIX_EPOCH + dt.timedelta(microseconds=unix_nano // 1000)
+
+
+def finished_spans(*names: str) -> tuple[ReadableSpan, ...]:
+    """Ended SDK spans named `names`, in that order, for a test to hand an exporter itself."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    for name in names:
+        with tracer.start_as_current_span(name):
+            pass
+    return memory.get_finished_spans()
 
 
 def settings_for(dsn: str, **sections: Any) -> PgotelSettings:

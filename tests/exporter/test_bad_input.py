@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pgotel.config import PgotelSettings
 from pgotel.exporter import PostgresMetricExporter, PostgresSpanExporter
 
-from .conftest import settings_for
+from .conftest import finished_spans, settings_for
 
 
 def _spans_with_bad_values() -> InMemorySpanExporter:
@@ -116,16 +116,9 @@ async def test_out_of_range_metric_value_is_stored_as_double(dsn: str, conn: asy
 async def test_a_row_postgresql_rejects_is_dropped_alone(settings: PgotelSettings, conn: asyncpg.Connection) -> None:
     """A constraint the converter cannot know about: only the offending row is lost, and it is counted."""
     await conn.execute("ALTER TABLE pgotel.spans ADD CONSTRAINT no_forbidden CHECK (name <> 'forbidden')")
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("reject")
-    for name in ("a", "b", "forbidden", "c", "d", "e", "f"):
-        with tracer.start_as_current_span(name):
-            pass
     exporter = PostgresSpanExporter(settings=settings)
     try:
-        exporter.export(memory.get_finished_spans())
+        exporter.export(finished_spans("a", "b", "forbidden", "c", "d", "e", "f"))
         assert exporter.force_flush(10_000)
         names = sorted(r[0] for r in await conn.fetch("SELECT name FROM pgotel.spans"))
         assert names == ["a", "b", "c", "d", "e", "f"]
@@ -137,14 +130,7 @@ async def test_a_row_postgresql_rejects_is_dropped_alone(settings: PgotelSetting
 async def test_an_item_that_breaks_the_conversion_loses_only_itself(
     settings: PgotelSettings, conn: asyncpg.Connection
 ) -> None:
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    with provider.get_tracer("t").start_as_current_span("good-1"):
-        pass
-    with provider.get_tracer("t").start_as_current_span("good-2"):
-        pass
-    good_1, good_2 = memory.get_finished_spans()
+    good_1, good_2 = finished_spans("good-1", "good-2")
     # What a broken processor upstream could hand over: a span whose start time is not a number.
     broken = ReadableSpan("broken", context=good_1.context, start_time="yesterday", end_time=1)  # type: ignore[arg-type]
     exporter = PostgresSpanExporter(settings=settings)

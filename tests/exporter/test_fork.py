@@ -3,17 +3,16 @@ and the parent's keeps working whatever the child does with its copies of the pa
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from pgotel import db
+from tests.conftest import stored_rows
 
 # Runs in a process of its own: the parent exports and stores spans (its writer connected), forks, and the child
 # exports spans of its own, reports, and exits normally; the parent then exports and flushes again.
@@ -94,15 +93,11 @@ def test_parent_and_forked_child_each_store_their_own_spans(
         "parent_after": True,
         "parent_received": {"spans": 8},
     }
-    assert asyncio.run(_stored_by_name(dsn)) == [("child", 7), ("parent-after", 3), ("parent-before", 5)]
+    assert _stored_by_name(dsn) == [("child", 7), ("parent-after", 3), ("parent-before", 5)]
 
 
-async def _stored_by_name(dsn: str) -> list[tuple[str, int]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT name, count(*) FROM pgotel.spans GROUP BY name ORDER BY name")
-    finally:
-        await conn.close()
+def _stored_by_name(dsn: str) -> list[tuple[str, int]]:
+    rows = stored_rows(dsn, "SELECT name, count(*) FROM pgotel.spans GROUP BY name ORDER BY name")
     return [(row["name"], row["count"]) for row in rows]
 
 
@@ -140,7 +135,7 @@ def test_a_child_whose_first_rows_come_with_its_shutdown_stores_them(dsn: str, t
     result = subprocess.run([sys.executable, str(script), dsn], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip()) == {}  # nothing dropped
-    assert asyncio.run(_stored_by_name(dsn)) == [("exported-at-exit", 5)]
+    assert _stored_by_name(dsn) == [("exported-at-exit", 5)]
 
 
 # `multiprocessing` children end through os._exit, which skips the atexit shutdown that flushes the pipeline.
@@ -201,7 +196,7 @@ def test_multiprocessing_children_store_what_they_emit_before_returning(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == 40
-    assert asyncio.run(_stored_by_name(dsn)) == [("child-of-multiprocessing", 40)]
+    assert _stored_by_name(dsn) == [("child-of-multiprocessing", 40)]
 
 
 # A child forked while the writer thread was inside OpenSSL (asyncpg creates an SSLContext for every connection it

@@ -15,11 +15,11 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pgotel import db
 from pgotel.exporter import PostgresLogExporter, PostgresSpanExporter
-from tests.exporter.conftest import settings_for
+from tests.conftest import stored_rows
+from tests.exporter.conftest import finished_spans, settings_for
 
 _OLDEST_SEEN = """
 SELECT min(last_seen)
@@ -61,12 +61,7 @@ def test_a_flush_ends_while_rows_keep_arriving(dsn: str, shutdowns: list[Any], m
     """A drain writes what was queued when it began: under a steady stream the writer still gets to its rollups."""
     exporter = PostgresSpanExporter(settings=settings_for(dsn))
     shutdowns.append(exporter)
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    with provider.get_tracer("writer-test").start_as_current_span("work"):
-        pass
-    spans = memory.get_finished_spans()
+    spans = finished_spans("work")
     writer = exporter.writer
     write_table = writer._write_table
 
@@ -86,24 +81,20 @@ def test_a_flush_writes_every_row_queued_before_it_while_another_table_keeps_rec
     span_exporter, log_exporter = PostgresSpanExporter(settings=settings), PostgresLogExporter(settings=settings)
     shutdowns += [span_exporter, log_exporter]
     writer = span_exporter.writer
-    spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()
-    tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    logs = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
-    for _ in range(300):
-        with tracer_provider.get_tracer("writer-test").start_as_current_span("queued-before-the-flush"):
-            pass
     for _ in range(100):
         logger_provider.get_logger("writer-test").emit(LogRecord(body="arriving during the flush"))
-    assert span_exporter.force_flush(10_000)
-    time.sleep(0.5)  # the writer's own loop past its first round, asleep (60 s): the flush's drain is the only one
+    _connected_and_idle(span_exporter)  # the flush's drain below is then the only one
 
     def queued_without_waking_the_writer(export: Callable[[], object]) -> None:
         with monkeypatch.context() as patch:
             patch.setattr(writer._loop, "call_soon_threadsafe", lambda *_args: None)
             export()
 
-    queued_without_waking_the_writer(lambda: span_exporter.export(spans.get_finished_spans()))  # 3 batches
+    spans = finished_spans(*["queued-before-the-flush"] * 300)
+    queued_without_waking_the_writer(lambda: span_exporter.export(spans))  # 3 batches
     write_table = writer._write_table
 
     async def write_while_logs_arrive(store: Any, table: str, rows: list[Any]) -> None:
@@ -113,15 +104,16 @@ def test_a_flush_writes_every_row_queued_before_it_while_another_table_keeps_rec
 
     monkeypatch.setattr(writer, "_write_table", write_while_logs_arrive)
     assert writer.flush(10)
-    assert asyncio.run(_count(dsn, "spans")) == 300
+    assert _count(dsn, "spans") == 300
 
 
-async def _count(dsn: str, table: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return int(await conn.fetchval(f"SELECT count(*) FROM pgotel.{table}"))
-    finally:
-        await conn.close()
+def _count(dsn: str, table: str) -> int:
+    return int(stored_rows(dsn, f"SELECT count(*) FROM pgotel.{table}")[0]["count"])
+
+
+def _connected_and_idle(exporter: PostgresSpanExporter) -> None:
+    assert exporter.force_flush(10_000)
+    time.sleep(0.5)  # the writer's own loop past its first round, asleep for its flush interval (60 s here)
 
 
 def test_rows_arriving_during_a_drain_do_not_wait_for_the_next_flush_interval(
@@ -131,15 +123,8 @@ def test_rows_arriving_during_a_drain_do_not_wait_for_the_next_flush_interval(
         settings=settings_for(dsn, exporter={"batch_rows": 100, "flush_interval_ms": 60_000})
     )
     shutdowns.append(exporter)
-    memory = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    for _ in range(100):
-        with provider.get_tracer("writer-test").start_as_current_span("work"):
-            pass
-    spans = memory.get_finished_spans()
-    assert exporter.force_flush(10_000)
-    time.sleep(0.5)  # the writer's own loop past its first round, asleep (60 s)
+    spans = finished_spans(*["work"] * 100)
+    _connected_and_idle(exporter)
     write_table = exporter.writer._write_table
     arrived: list[bool] = []
 
@@ -152,7 +137,7 @@ def test_rows_arriving_during_a_drain_do_not_wait_for_the_next_flush_interval(
     monkeypatch.setattr(exporter.writer, "_write_table", write_while_a_batch_arrives)
     exporter.export(spans)  # a full batch wakes the writer
     for _ in range(200):  # written long before the 60 s flush interval (bounded)
-        if asyncio.run(_count(dsn, "spans")) == 200:
+        if _count(dsn, "spans") == 200:
             break
         time.sleep(0.05)
-    assert asyncio.run(_count(dsn, "spans")) == 200
+    assert _count(dsn, "spans") == 200

@@ -5,7 +5,6 @@ The telemetry must be what `pgotel.setup(app)` gives, stored in PostgreSQL by th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -14,10 +13,10 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import httpx
+
+from tests.conftest import stored_rows
 
 _PLAIN_APP = """
 import logging
@@ -88,26 +87,16 @@ def _serve_and_request(tmp_path: Path, dsn: str) -> dict[str, httpx.Response]:
     return responses
 
 
-async def _stored(dsn: str, query: str) -> list[dict[str, Any]]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return [dict(row) for row in await conn.fetch(query)]
-    finally:
-        await conn.close()
-
-
 def test_opentelemetry_instrument_gives_pgotel_telemetry(dsn: str, tmp_path: Path, repo_root: Path) -> None:
     (tmp_path / "plainapp.py").write_text(_PLAIN_APP)
     (tmp_path / "otel-config.yaml").write_text((repo_root / "otel-config.yaml").read_text())
 
     responses = _serve_and_request(tmp_path, dsn)
 
-    spans = asyncio.run(
-        _stored(
-            dsn,
-            "SELECT s.name, s.kind, s.trace_id, s.span_id, s.parent_span_id, s.attributes->>'url.path' AS path,"
-            " sc.name AS scope FROM pgotel.spans s JOIN pgotel.scopes sc ON sc.id = s.scope_id",
-        )
+    spans = stored_rows(
+        dsn,
+        "SELECT s.name, s.kind, s.trace_id, s.span_id, s.parent_span_id, s.attributes->>'url.path' AS path,"
+        " sc.name AS scope FROM pgotel.spans s JOIN pgotel.scopes sc ON sc.id = s.scope_id",
     )
     server_spans = {span["path"]: span for span in spans if span["kind"] == 2}
     # One SERVER span per request, from pgotel's middleware only (no stock or FastAPI-native server span).
@@ -125,12 +114,10 @@ def test_opentelemetry_instrument_gives_pgotel_telemetry(dsn: str, tmp_path: Pat
         ("SELECT", db_span["trace_id"], db_span["span_id"])
     ]
 
-    logs = asyncio.run(
-        _stored(
-            dsn,
-            "SELECT l.body #>> '{}' AS body, l.trace_id, sc.name AS logger"
-            " FROM pgotel.logs l JOIN pgotel.scopes sc ON sc.id = l.scope_id",
-        )
+    logs = stored_rows(
+        dsn,
+        "SELECT l.body #>> '{}' AS body, l.trace_id, sc.name AS logger"
+        " FROM pgotel.logs l JOIN pgotel.scopes sc ON sc.id = l.scope_id",
     )
     assert sorted((log["body"], log["trace_id"]) for log in logs if log["logger"] != "uvicorn.error") == [
         ("greeting alice", server_spans["/hello/alice"]["trace_id"]),
@@ -142,12 +129,10 @@ def test_opentelemetry_instrument_gives_pgotel_telemetry(dsn: str, tmp_path: Pat
     assert ("Application startup complete.", None) in server_records
     assert ("Exception in ASGI application\n", server_spans["/boom"]["trace_id"]) in server_records
 
-    measured = asyncio.run(
-        _stored(
-            dsn,
-            "SELECT sum(p.count)::int AS requests FROM pgotel.exp_histogram_points p"
-            " JOIN pgotel.metric_series s ON p.series_id = s.id WHERE s.name = 'http.server.request.duration'",
-        )
+    measured = stored_rows(
+        dsn,
+        "SELECT sum(p.count)::int AS requests FROM pgotel.exp_histogram_points p"
+        " JOIN pgotel.metric_series s ON p.series_id = s.id WHERE s.name = 'http.server.request.duration'",
     )
     assert measured == [{"requests": len(_REQUESTS)}]
 
