@@ -1,4 +1,4 @@
-"""PostgreSQL down at startup, stopped under load, crashed, or gone at shutdown: the app never notices,
+"""PostgreSQL down at startup, stopped under load, crashed, hung, or gone at shutdown: the app never notices,
 and every span is either stored (for good) or counted as dropped."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +20,7 @@ from pgotel import db
 from pgotel.db._embedded import pgdata_of
 from pgotel.exporter import PostgresSpanExporter, TelemetryWriter
 
-from .conftest import settings_for
+from .conftest import finished_spans, settings_for
 
 _OUTAGE_S = 20.0
 _SPANS_PER_S = 200
@@ -119,6 +120,82 @@ async def test_spans_counted_as_stored_survive_a_server_crash(tmp_path: Path) ->
             await conn.close()
     finally:
         provider.shutdown()
+        db.stop_embedded(data_dir)
+
+
+def _server_processes(postmaster: int) -> list[int]:
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return [postmaster, *map(int, children)]
+
+
+@pytest.mark.parametrize("hanging", ["flush", "writer"])
+def test_a_hung_server_bounds_flush_and_shutdown_and_every_span_is_counted(tmp_path: Path, hanging: str) -> None:
+    """A PostgreSQL that stops answering mid-COPY (frozen, or a network that drops packets): flushes time out,
+    shutdown keeps its deadline, and counts the rows of the COPY that hangs, whichever drain started it."""
+    data_dir = tmp_path / "hung-pg"
+    server = db.start_embedded(data_dir, port=_free_port())
+    # Whose COPY hangs: the flush's (the writer's own drains wait a minute), or the writer's own (every 20 ms).
+    interval_ms = 60_000 if hanging == "flush" else 20
+    settings = settings_for(server.dsn, exporter={"flush_interval_ms": interval_ms, "shutdown_timeout_ms": 500})
+    exporter = PostgresSpanExporter(settings=settings)
+    writer: TelemetryWriter = exporter.writer
+    frozen: list[int] = []
+    try:
+        exporter.export(finished_spans(*["before"] * 20))
+        assert exporter.force_flush(30_000)
+        time.sleep(1)  # the writer's first rollup refresh, which follows its first rows, is done long before
+        frozen = _server_processes(server.pid)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        exporter.export(finished_spans(*["hung"] * 30))
+        if hanging == "flush":
+            assert not exporter.force_flush(500)  # its COPY stays in flight: asyncpg waits for the server to unwind
+        else:
+            assert asyncio.run(_wait_until(lambda: writer.queued == 0, seconds=10)), "the writer's COPY took them"
+        finisher = threading.Thread(target=exporter.shutdown)
+        finisher.start()
+        finisher.join(timeout=30)
+        assert not finisher.is_alive(), "shutdown must return while PostgreSQL hangs"
+        counts = writer.accounting.snapshot()
+        assert counts["received"] == {"spans": 50}
+        assert counts["stored"] == {"spans": 20}
+        assert counts["dropped"] == {"spans/shutdown_deadline": 30}
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        exporter.shutdown()
+        db.stop_embedded(data_dir)
+
+
+async def test_a_flush_that_times_out_behind_a_lock_loses_nothing(tmp_path: Path) -> None:
+    """A flush that times out while its COPY waits (here for a lock) is cancelled: its rows go back to the queue
+    and are stored once the table is free, each counted once."""
+    data_dir = tmp_path / "locked-pg"
+    server = db.start_embedded(data_dir, port=_free_port())
+    exporter = PostgresSpanExporter(settings=settings_for(server.dsn, exporter={"flush_interval_ms": 60_000}))
+    writer: TelemetryWriter = exporter.writer
+    conn = await asyncpg.connect(server.dsn)
+    try:
+        exporter.export(finished_spans(*["before"] * 20))
+        assert exporter.force_flush(30_000)
+        locked = conn.transaction()
+        await locked.start()
+        await conn.execute("LOCK TABLE pgotel.spans IN ACCESS EXCLUSIVE MODE")
+        exporter.export(finished_spans(*["behind the lock"] * 30))
+        assert not await asyncio.to_thread(exporter.force_flush, 500)
+        assert await _wait_until(lambda: writer.queued == 30, seconds=10), "the cancelled COPY's rows are queued again"
+        await locked.rollback()
+        assert await asyncio.to_thread(exporter.force_flush, 30_000)
+        assert await conn.fetchval("SELECT count(*) FROM pgotel.spans") == 50
+        assert writer.accounting.snapshot() == {
+            "received": {"spans": 50},
+            "stored": {"spans": 50},
+            "dropped": {},
+            "sanitized": {},
+        }
+    finally:
+        await conn.close()
+        exporter.shutdown()
         db.stop_embedded(data_dir)
 
 

@@ -3,8 +3,13 @@
 Exporters hand it converted rows through `submit()`, which never blocks and never touches the network:
 rows wait in a bounded in-memory queue and a flush task COPYs them in batches. While PostgreSQL is
 unreachable the queue absorbs the backlog and the writer reconnects with backoff; rows that overflow
-the queue, that PostgreSQL rejects, or that are still queued when the shutdown deadline passes are
-dropped and counted by reason, so every received item is either stored or counted."""
+the queue, that PostgreSQL rejects, or that are still queued or in flight when the shutdown deadline passes
+are dropped and counted by reason, so every received item is either stored or counted.
+
+Rows taken off the queue for a COPY are "in flight" until their outcome is counted: stored, dropped, or put
+back at the head of the queue when the COPY fails or is cancelled. Whoever takes them off the books under the
+lock counts them, exactly once: the writer when their COPY ends, or close() when its deadline passes while a
+COPY hangs (a PostgreSQL that stopped answering); a COPY that ends after that counts nothing more."""
 
 from __future__ import annotations
 
@@ -59,6 +64,8 @@ class TelemetryWriter:
         self._queue: dict[str, deque[db.Row]] = {table: deque() for table in db.PARTITIONED_TABLES}
         self._side: dict[str, dict[uuid.UUID, db.Row]] = {table: {} for table in db.SIDE_TABLES}
         self._queued = 0
+        self._in_flight: Counter[str] = Counter()  # rows per table taken off the queue, outcome not yet counted
+        self._abandoned = False  # close() has counted what was queued or in flight: the writer counts no more
         self._known_side: set[uuid.UUID] = set()
         self._side_day = db.utc_today()  # the UTC day `_known_side` was marked seen in the database
         self._known_days: set[int] = set()  # db.day_number of the partitions known to exist
@@ -138,7 +145,8 @@ class TelemetryWriter:
             return False
 
     def close(self, timeout_s: float) -> None:
-        """Flush within the deadline, then stop; rows still queued are counted as dropped."""
+        """Flush within the deadline, then stop; rows still queued or in flight are counted as dropped (a hung
+        COPY may still store its rows afterwards: counted as dropped, never as lost)."""
         deadline = time.monotonic() + timeout_s
         if self._connected.is_set() or self.queued:  # rows wait for a connection too: a forked child's writer
             self.flush(max(0.0, deadline - time.monotonic()))  # starts with its first rows, often at shutdown
@@ -151,10 +159,12 @@ class TelemetryWriter:
             self._thread.join(max(0.1, deadline - time.monotonic()))
         unwritten: Counter[str] = Counter()
         with self._lock:
+            self._abandoned = True
             for table, rows in self._queue.items():
-                unwritten[SIGNAL_OF_TABLE[table]] += len(rows)
+                unwritten[SIGNAL_OF_TABLE[table]] += len(rows) + self._in_flight[table]
                 rows.clear()
             self._queued = 0
+            self._in_flight.clear()
         for signal, count in unwritten.items():
             self.accounting.dropped(signal, "shutdown_deadline", count)
 
@@ -288,6 +298,7 @@ class TelemetryWriter:
                     if rows and left[table]
                 }
                 self._queued -= sum(len(rows) for rows in work.values())
+                self._in_flight.update({table: len(rows) for table, rows in work.items()})
             if not work:
                 return
             for table, rows in work.items():
@@ -301,20 +312,30 @@ class TelemetryWriter:
                 for table, rows in work.items():
                     self._requeue(table, rows)
                 raise
+            # Each table's write puts its own rows back when it fails or is cancelled (a flush that timed out).
             results = await asyncio.gather(
                 *(self._write_table(store, table, rows) for table, rows in work.items()), return_exceptions=True
             )
-            failures = [(table, result) for table, result in zip(work, results, strict=True) if result is not None]
-            for table, _ in failures:
-                self._requeue(table, work[table])
+            failures = [result for result in results if result is not None]
             if failures:
-                raise failures[0][1]
+                raise failures[0]
 
     def _requeue(self, table: str, rows: list[db.Row]) -> None:
-        """Put unwritten rows back at the head of the queue (the COPY that failed was rolled back)."""
+        """Put in-flight rows back at the head of the queue (the COPY that failed was rolled back)."""
         with self._lock:
+            if self._abandoned:
+                return
+            self._in_flight[table] -= len(rows)
             self._queue[table].extendleft(reversed(rows))
             self._queued += len(rows)
+
+    def _settle(self, table: str, count: int) -> bool:
+        """Take `count` in-flight rows of `table` off the books; False when close() has counted them already."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._in_flight[table] -= count
+            return True
 
     async def _write_side_rows(self, store: db.TelemetryStore) -> None:
         with self._lock:
@@ -329,14 +350,25 @@ class TelemetryWriter:
                     self._known_side.update(rows)
 
     async def _write_table(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> None:
+        """COPY in-flight `rows` and count their outcome; on failure or cancellation they go back to the queue."""
         signal = SIGNAL_OF_TABLE[table]
-        rows = await self._rows_with_partitions(store, table, rows)
-        if rows:
-            stored = await self._copy_isolating_bad_rows(store, table, rows)
-            self.accounting.stored(signal, stored)
+        rejected: list[BaseException] = []
+        try:
+            kept = await self._rows_with_partitions(store, table, rows)
+            stored = await self._copy_isolating_bad_rows(store, table, kept, rejected) if kept else 0
+        except BaseException:
+            self._requeue(table, rows)
+            raise
+        if not self._settle(table, len(rows)):
+            return
+        self.accounting.stored(signal, stored)
+        if len(rows) > len(kept):
+            self.accounting.dropped(signal, "timestamp_outside_retention", len(rows) - len(kept))
+        for error in rejected:
+            self.accounting.dropped(signal, "rejected_by_database", error=error)
 
     async def _rows_with_partitions(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> list[db.Row]:
-        """Create missing partitions inside the retention window; drop (and count) rows outside it.
+        """Create missing partitions inside the retention window; leave out the rows outside it.
         Days are compared as numbers: a nonsense timestamp is just a day far outside the window."""
         days = {row[0] // db.US_PER_DAY for row in rows}
         missing = days - self._known_days
@@ -351,12 +383,13 @@ class TelemetryWriter:
         rejected = missing - storable
         if not rejected:
             return rows
-        kept = [row for row in rows if row[0] // db.US_PER_DAY not in rejected]
-        self.accounting.dropped(SIGNAL_OF_TABLE[table], "timestamp_outside_retention", len(rows) - len(kept))
-        return kept
+        return [row for row in rows if row[0] // db.US_PER_DAY not in rejected]
 
-    async def _copy_isolating_bad_rows(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> int:
-        """COPY the rows; if PostgreSQL rejects the data, bisect so only the bad rows are dropped.
+    async def _copy_isolating_bad_rows(
+        self, store: db.TelemetryStore, table: str, rows: list[db.Row], rejected: list[BaseException]
+    ) -> int:
+        """COPY the rows and return how many were stored; if PostgreSQL rejects the data, bisect so that only the
+        bad rows are left out, each one's error appended to `rejected`.
 
         A connection loss during the bisection re-queues the whole batch, so the part already stored
         may be written twice: a rare data error coinciding with an outage costs a duplicate, never a loss."""
@@ -367,11 +400,11 @@ class TelemetryWriter:
             if not db.is_data_error(exc):
                 raise
             if len(rows) == 1:
-                self.accounting.dropped(SIGNAL_OF_TABLE[table], "rejected_by_database", error=exc)
+                rejected.append(exc)
                 return 0
             middle = len(rows) // 2
-            first = await self._copy_isolating_bad_rows(store, table, rows[:middle])
-            return first + await self._copy_isolating_bad_rows(store, table, rows[middle:])
+            first = await self._copy_isolating_bad_rows(store, table, rows[:middle], rejected)
+            return first + await self._copy_isolating_bad_rows(store, table, rows[middle:], rejected)
 
 
 _shared_lock = threading.Lock()
