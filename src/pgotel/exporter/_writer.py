@@ -361,7 +361,8 @@ class TelemetryWriter:
             raise
         if not self._settle(table, len(rows)):
             return
-        self.accounting.stored(signal, stored)
+        if stored:
+            self.accounting.stored(signal, stored)
         if len(rows) > len(kept):
             self.accounting.dropped(signal, "timestamp_outside_retention", len(rows) - len(kept))
         for error in rejected:
