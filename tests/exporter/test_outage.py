@@ -199,6 +199,47 @@ async def test_a_flush_that_times_out_behind_a_lock_loses_nothing(tmp_path: Path
         db.stop_embedded(data_dir)
 
 
+async def test_a_drain_cancelled_before_its_copies_start_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """flush() cancels its drain from another thread when it times out; the cancel may land after the drain took
+    rows off the queue and before the tasks that COPY them took their first step: they never run, and the rows
+    must still go back to the queue."""
+    data_dir = tmp_path / "cancel-pg"
+    server = db.start_embedded(data_dir, port=_free_port())
+    exporter = PostgresSpanExporter(settings=settings_for(server.dsn, exporter={"flush_interval_ms": 60_000}))
+    writer: TelemetryWriter = exporter.writer
+    write_side_rows = writer._write_side_rows
+    calls_left_before_the_cancel: list[int] = []
+
+    async def side_rows_then_cancel(store: db.TelemetryStore) -> None:
+        await write_side_rows(store)
+        if calls_left_before_the_cancel and calls_left_before_the_cancel.pop() == 0:
+            # The drain's second call comes after it took its rows, just before their COPY tasks are created.
+            task = asyncio.current_task()
+            assert task is not None
+            asyncio.get_running_loop().call_soon(task.cancel)  # as flush()'s future.cancel() schedules it
+
+    monkeypatch.setattr(writer, "_write_side_rows", side_rows_then_cancel)
+    try:
+        exporter.export(finished_spans(*["before"] * 20))
+        assert exporter.force_flush(30_000)
+        calls_left_before_the_cancel[:] = [0, 1]  # popped from the end: the first call passes, the second cancels
+        exporter.export(finished_spans(*["cancelled"] * 30))
+        assert not await asyncio.to_thread(exporter.force_flush, 30_000)
+        assert await _wait_until(lambda: writer.queued == 30, seconds=10), "the cancelled drain's rows are queued again"
+        assert await asyncio.to_thread(exporter.force_flush, 30_000)
+        assert writer.accounting.snapshot() == {
+            "received": {"spans": 50},
+            "stored": {"spans": 50},
+            "dropped": {},
+            "sanitized": {},
+        }
+    finally:
+        exporter.shutdown()
+        db.stop_embedded(data_dir)
+
+
 def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     settings = settings_for(f"postgresql://nobody@127.0.0.1:{_free_port()}/none", exporter={"shutdown_timeout_ms": 500})
     exporter = PostgresSpanExporter(settings=settings)

@@ -65,9 +65,9 @@ def test_a_flush_ends_while_rows_keep_arriving(dsn: str, shutdowns: list[Any], m
     writer = exporter.writer
     write_table = writer._write_table
 
-    async def write_while_another_batch_arrives(store: Any, table: str, rows: list[Any]) -> None:
+    async def write_while_another_batch_arrives(store: Any, table: str, rows: list[Any]) -> Any:
         exporter.export(spans)
-        await write_table(store, table, rows)
+        return await write_table(store, table, rows)
 
     monkeypatch.setattr(writer, "_write_table", write_while_another_batch_arrives)
     exporter.export(spans)
@@ -97,10 +97,10 @@ def test_a_flush_writes_every_row_queued_before_it_while_another_table_keeps_rec
     queued_without_waking_the_writer(lambda: span_exporter.export(spans))  # 3 batches
     write_table = writer._write_table
 
-    async def write_while_logs_arrive(store: Any, table: str, rows: list[Any]) -> None:
+    async def write_while_logs_arrive(store: Any, table: str, rows: list[Any]) -> Any:
         if table == "spans" and writer.queued == 200:  # during the first spans COPY
             queued_without_waking_the_writer(lambda: log_exporter.export(logs.get_finished_logs()))
-        await write_table(store, table, rows)
+        return await write_table(store, table, rows)
 
     monkeypatch.setattr(writer, "_write_table", write_while_logs_arrive)
     assert writer.flush(10)
@@ -128,11 +128,11 @@ def test_rows_arriving_during_a_drain_do_not_wait_for_the_next_flush_interval(
     write_table = exporter.writer._write_table
     arrived: list[bool] = []
 
-    async def write_while_a_batch_arrives(store: Any, table: str, rows: list[Any]) -> None:
+    async def write_while_a_batch_arrives(store: Any, table: str, rows: list[Any]) -> Any:
         if not arrived:
             arrived.append(True)
             exporter.export(spans)  # a full batch (batch_rows) arrives during the writer's own drain
-        await write_table(store, table, rows)
+        return await write_table(store, table, rows)
 
     monkeypatch.setattr(exporter.writer, "_write_table", write_while_a_batch_arrives)
     exporter.export(spans)  # a full batch wakes the writer

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -41,6 +41,14 @@ _PARTITION_CHECK_INTERVAL_S = 3600.0
 _PRUNE_INTERVAL_S = 86_400.0
 _ROLLUP_INTERVAL_S = 10.0
 _FUTURE_DAYS_ACCEPTED = 2
+
+
+class _Outcome(NamedTuple):
+    """What became of one table's in-flight rows: how many were stored, and which were left out."""
+
+    stored: int
+    outside_retention: int
+    rejected: list[BaseException]
 
 
 class TelemetryWriter:
@@ -303,19 +311,21 @@ class TelemetryWriter:
                 return
             for table, rows in work.items():
                 left[table] -= len(rows)
+            unsettled = set(work)
             try:
                 # A batch submitted after _drain() wrote the side rows is popped here too: write its series
                 # first (submit() queues both under the lock), or the rollup refresh could take the points'
                 # dirty minutes while their series is still missing and never roll them up.
                 await self._write_side_rows(store)
-            except BaseException:
-                for table, rows in work.items():
-                    self._requeue(table, rows)
-                raise
-            # Each table's write puts its own rows back when it fails or is cancelled (a flush that timed out).
-            results = await asyncio.gather(
-                *(self._write_table(store, table, rows) for table, rows in work.items()), return_exceptions=True
-            )
+                results = await asyncio.gather(
+                    *(self._write_and_count(store, table, rows, unsettled) for table, rows in work.items()),
+                    return_exceptions=True,
+                )
+            finally:
+                # Rows no write settled go back to the queue: the side rows or their COPY failed, or the drain was
+                # cancelled (a flush that timed out) before or during their COPY.
+                for table in unsettled:
+                    self._requeue(table, work[table])
             failures = [result for result in results if result is not None]
             if failures:
                 raise failures[0]
@@ -349,23 +359,28 @@ class TelemetryWriter:
                         self._side[table].pop(row_id, None)
                     self._known_side.update(rows)
 
-    async def _write_table(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> None:
-        """COPY in-flight `rows` and count their outcome; on failure or cancellation they go back to the queue."""
-        signal = SIGNAL_OF_TABLE[table]
+    async def _write_and_count(
+        self, store: db.TelemetryStore, table: str, rows: list[db.Row], unsettled: set[str]
+    ) -> None:
+        outcome = await self._write_table(store, table, rows)
+        unsettled.discard(table)  # no await since the COPY ended: a cancel cannot come in between
+        self._count_outcome(table, len(rows), outcome)
+
+    async def _write_table(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> _Outcome:
+        """COPY in-flight `rows` (the caller counts the outcome, or puts them back in the queue if this raises)."""
         rejected: list[BaseException] = []
-        try:
-            kept = await self._rows_with_partitions(store, table, rows)
-            stored = await self._copy_isolating_bad_rows(store, table, kept, rejected) if kept else 0
-        except BaseException:
-            self._requeue(table, rows)
-            raise
-        if not self._settle(table, len(rows)):
+        kept = await self._rows_with_partitions(store, table, rows)
+        stored = await self._copy_isolating_bad_rows(store, table, kept, rejected) if kept else 0
+        return _Outcome(stored, len(rows) - len(kept), rejected)
+
+    def _count_outcome(self, table: str, count: int, outcome: _Outcome) -> None:
+        if not self._settle(table, count):
             return
-        if stored:
-            self.accounting.stored(signal, stored)
-        if len(rows) > len(kept):
-            self.accounting.dropped(signal, "timestamp_outside_retention", len(rows) - len(kept))
-        for error in rejected:
+        signal = SIGNAL_OF_TABLE[table]
+        if outcome.stored:
+            self.accounting.stored(signal, outcome.stored)
+        self.accounting.dropped(signal, "timestamp_outside_retention", outcome.outside_retention)
+        for error in outcome.rejected:
             self.accounting.dropped(signal, "rejected_by_database", error=error)
 
     async def _rows_with_partitions(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> list[db.Row]:
