@@ -78,6 +78,8 @@ class Accounting:
             self._received[signal] += count
 
     def stored(self, signal: str, count: int) -> None:
+        if not count:
+            return
         with self._lock:
             self._stored[signal] += count
 

@@ -72,8 +72,9 @@ class TelemetryWriter:
         self._queue: dict[str, deque[db.Row]] = {table: deque() for table in db.PARTITIONED_TABLES}
         self._side: dict[str, dict[uuid.UUID, db.Row]] = {table: {} for table in db.SIDE_TABLES}
         self._queued = 0
-        self._in_flight: Counter[str] = Counter()  # rows per table taken off the queue, outcome not yet counted
-        self._abandoned = False  # close() has counted what was queued or in flight: the writer counts no more
+        # Rows per table taken off the queue whose outcome is not counted yet: one batch per table at a time (the
+        # drain lock), so each table's count is that batch's size or 0 (settled, requeued, or counted by close()).
+        self._in_flight: Counter[str] = Counter()
         self._known_side: set[uuid.UUID] = set()
         self._side_day = db.utc_today()  # the UTC day `_known_side` was marked seen in the database
         self._known_days: set[int] = set()  # db.day_number of the partitions known to exist
@@ -167,7 +168,6 @@ class TelemetryWriter:
             self._thread.join(max(0.1, deadline - time.monotonic()))
         unwritten: Counter[str] = Counter()
         with self._lock:
-            self._abandoned = True
             for table, rows in self._queue.items():
                 unwritten[SIGNAL_OF_TABLE[table]] += len(rows) + self._in_flight[table]
                 rows.clear()
@@ -311,40 +311,37 @@ class TelemetryWriter:
                 return
             for table, rows in work.items():
                 left[table] -= len(rows)
-            unsettled = set(work)
             try:
                 # A batch submitted after _drain() wrote the side rows is popped here too: write its series
                 # first (submit() queues both under the lock), or the rollup refresh could take the points'
                 # dirty minutes while their series is still missing and never roll them up.
                 await self._write_side_rows(store)
                 results = await asyncio.gather(
-                    *(self._write_and_count(store, table, rows, unsettled) for table, rows in work.items()),
+                    *(self._write_and_count(store, table, rows) for table, rows in work.items()),
                     return_exceptions=True,
                 )
             finally:
-                # Rows no write settled go back to the queue: the side rows or their COPY failed, or the drain was
-                # cancelled (a flush that timed out) before or during their COPY.
-                for table in unsettled:
-                    self._requeue(table, work[table])
+                self._requeue_unsettled(work)
             failures = [result for result in results if result is not None]
             if failures:
                 raise failures[0]
 
-    def _requeue(self, table: str, rows: list[db.Row]) -> None:
-        """Put in-flight rows back at the head of the queue (the COPY that failed was rolled back)."""
+    def _requeue_unsettled(self, work: dict[str, list[db.Row]]) -> None:
+        """Put the rows of `work` still in flight back at the head of the queue: their side rows or their COPY
+        failed (and was rolled back), or the drain was cancelled (a flush that timed out) before or during it."""
         with self._lock:
-            if self._abandoned:
-                return
-            self._in_flight[table] -= len(rows)
-            self._queue[table].extendleft(reversed(rows))
-            self._queued += len(rows)
+            for table, rows in work.items():
+                if self._in_flight[table]:
+                    self._in_flight[table] = 0
+                    self._queue[table].extendleft(reversed(rows))
+                    self._queued += len(rows)
 
-    def _settle(self, table: str, count: int) -> bool:
-        """Take `count` in-flight rows of `table` off the books; False when close() has counted them already."""
+    def _settle(self, table: str) -> bool:
+        """Take `table`'s in-flight rows off the books; False when close() has counted them already."""
         with self._lock:
-            if self._abandoned:
+            if not self._in_flight[table]:
                 return False
-            self._in_flight[table] -= count
+            self._in_flight[table] = 0
             return True
 
     async def _write_side_rows(self, store: db.TelemetryStore) -> None:
@@ -359,12 +356,8 @@ class TelemetryWriter:
                         self._side[table].pop(row_id, None)
                     self._known_side.update(rows)
 
-    async def _write_and_count(
-        self, store: db.TelemetryStore, table: str, rows: list[db.Row], unsettled: set[str]
-    ) -> None:
-        outcome = await self._write_table(store, table, rows)
-        unsettled.discard(table)  # no await since the COPY ended: a cancel cannot come in between
-        self._count_outcome(table, len(rows), outcome)
+    async def _write_and_count(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> None:
+        self._count_outcome(table, await self._write_table(store, table, rows))
 
     async def _write_table(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> _Outcome:
         """COPY in-flight `rows` (the caller counts the outcome, or puts them back in the queue if this raises)."""
@@ -373,12 +366,11 @@ class TelemetryWriter:
         stored = await self._copy_isolating_bad_rows(store, table, kept, rejected) if kept else 0
         return _Outcome(stored, len(rows) - len(kept), rejected)
 
-    def _count_outcome(self, table: str, count: int, outcome: _Outcome) -> None:
-        if not self._settle(table, count):
+    def _count_outcome(self, table: str, outcome: _Outcome) -> None:
+        if not self._settle(table):
             return
         signal = SIGNAL_OF_TABLE[table]
-        if outcome.stored:
-            self.accounting.stored(signal, outcome.stored)
+        self.accounting.stored(signal, outcome.stored)
         self.accounting.dropped(signal, "timestamp_outside_retention", outcome.outside_retention)
         for error in outcome.rejected:
             self.accounting.dropped(signal, "rejected_by_database", error=error)
