@@ -4,11 +4,13 @@ and every span is either stored (for good) or counted as dropped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -123,6 +125,21 @@ async def test_spans_counted_as_stored_survive_a_server_crash(tmp_path: Path) ->
         db.stop_embedded(data_dir)
 
 
+@contextlib.contextmanager
+def _exporter_to_own_server(
+    data_dir: Path, **exporter: int
+) -> Iterator[tuple[db.EmbeddedServer, PostgresSpanExporter]]:
+    """An embedded server for this test alone and a span exporter (with `exporter` settings) writing to it, both
+    stopped at the end."""
+    server = db.start_embedded(data_dir, port=_free_port())
+    span_exporter = PostgresSpanExporter(settings=settings_for(server.dsn, exporter=exporter))
+    try:
+        yield server, span_exporter
+    finally:
+        span_exporter.shutdown()
+        db.stop_embedded(data_dir)
+
+
 def _server_processes(postmaster: int) -> list[int]:
     children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
     return [postmaster, *map(int, children)]
@@ -132,39 +149,35 @@ def _server_processes(postmaster: int) -> list[int]:
 def test_a_hung_server_bounds_flush_and_shutdown_and_every_span_is_counted(tmp_path: Path, hanging: str) -> None:
     """A PostgreSQL that stops answering mid-COPY (frozen, or a network that drops packets): flushes time out,
     shutdown keeps its deadline, and counts the rows of the COPY that hangs, whichever drain started it."""
-    data_dir = tmp_path / "hung-pg"
-    server = db.start_embedded(data_dir, port=_free_port())
     # Whose COPY hangs: the flush's (the writer's own drains wait a minute), or the writer's own (every 20 ms).
     interval_ms = 60_000 if hanging == "flush" else 20
-    settings = settings_for(server.dsn, exporter={"flush_interval_ms": interval_ms, "shutdown_timeout_ms": 500})
-    exporter = PostgresSpanExporter(settings=settings)
-    writer: TelemetryWriter = exporter.writer
-    frozen: list[int] = []
-    try:
-        exporter.export(finished_spans(*["before"] * 20))
-        assert exporter.force_flush(30_000)
-        time.sleep(1)  # the writer's first rollup refresh, which follows its first rows, is done long before
-        frozen = _server_processes(server.pid)
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
-        exporter.export(finished_spans(*["hung"] * 30))
-        if hanging == "flush":
-            assert not exporter.force_flush(500)  # its COPY stays in flight: asyncpg waits for the server to unwind
-        else:
-            assert asyncio.run(_wait_until(lambda: writer.queued == 0, seconds=10)), "the writer's COPY took them"
-        finisher = threading.Thread(target=exporter.shutdown)
-        finisher.start()
-        finisher.join(timeout=30)
-        assert not finisher.is_alive(), "shutdown must return while PostgreSQL hangs"
-        counts = writer.accounting.snapshot()
-        assert counts["received"] == {"spans": 50}
-        assert counts["stored"] == {"spans": 20}
-        assert counts["dropped"] == {"spans/shutdown_deadline": 30}
-    finally:
-        for pid in frozen:
-            os.kill(pid, signal.SIGCONT)
-        exporter.shutdown()
-        db.stop_embedded(data_dir)
+    own_server = _exporter_to_own_server(tmp_path / "hung-pg", flush_interval_ms=interval_ms, shutdown_timeout_ms=500)
+    with own_server as (server, exporter):
+        writer: TelemetryWriter = exporter.writer
+        frozen: list[int] = []
+        try:
+            exporter.export(finished_spans(*["before"] * 20))
+            assert exporter.force_flush(30_000)
+            time.sleep(1)  # the writer's first rollup refresh, which follows its first rows, is done long before
+            frozen = _server_processes(server.pid)
+            for pid in frozen:
+                os.kill(pid, signal.SIGSTOP)
+            exporter.export(finished_spans(*["hung"] * 30))
+            if hanging == "flush":
+                assert not exporter.force_flush(500)  # its COPY stays in flight: asyncpg waits for the server to unwind
+            else:
+                assert asyncio.run(_wait_until(lambda: writer.queued == 0, seconds=10)), "the writer's COPY took them"
+            finisher = threading.Thread(target=exporter.shutdown)
+            finisher.start()
+            finisher.join(timeout=30)
+            assert not finisher.is_alive(), "shutdown must return while PostgreSQL hangs"
+            counts = writer.accounting.snapshot()
+            assert counts["received"] == {"spans": 50}
+            assert counts["stored"] == {"spans": 20}
+            assert counts["dropped"] == {"spans/shutdown_deadline": 30}
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
 
 
 async def _every_span_stored_once(exporter: PostgresSpanExporter, spans: int) -> None:
@@ -177,27 +190,23 @@ async def _every_span_stored_once(exporter: PostgresSpanExporter, spans: int) ->
 async def test_a_flush_that_times_out_behind_a_lock_loses_nothing(tmp_path: Path) -> None:
     """A flush that times out while its COPY waits (here for a lock) is cancelled: its rows go back to the queue
     and are stored once the table is free, each counted once."""
-    data_dir = tmp_path / "locked-pg"
-    server = db.start_embedded(data_dir, port=_free_port())
-    exporter = PostgresSpanExporter(settings=settings_for(server.dsn, exporter={"flush_interval_ms": 60_000}))
-    writer: TelemetryWriter = exporter.writer
-    conn = await asyncpg.connect(server.dsn)
-    try:
-        exporter.export(finished_spans(*["before"] * 20))
-        assert exporter.force_flush(30_000)
-        locked = conn.transaction()
-        await locked.start()
-        await conn.execute("LOCK TABLE pgotel.spans IN ACCESS EXCLUSIVE MODE")
-        exporter.export(finished_spans(*["behind the lock"] * 30))
-        assert not await asyncio.to_thread(exporter.force_flush, 500)
-        assert await _wait_until(lambda: writer.queued == 30, seconds=10), "the cancelled COPY's rows are queued again"
-        await locked.rollback()
-        await _every_span_stored_once(exporter, 50)
-        assert await conn.fetchval("SELECT count(*) FROM pgotel.spans") == 50
-    finally:
-        await conn.close()
-        exporter.shutdown()
-        db.stop_embedded(data_dir)
+    with _exporter_to_own_server(tmp_path / "locked-pg", flush_interval_ms=60_000) as (server, exporter):
+        conn = await asyncpg.connect(server.dsn)
+        try:
+            exporter.export(finished_spans(*["before"] * 20))
+            assert exporter.force_flush(30_000)
+            locked = conn.transaction()
+            await locked.start()
+            await conn.execute("LOCK TABLE pgotel.spans IN ACCESS EXCLUSIVE MODE")
+            exporter.export(finished_spans(*["behind the lock"] * 30))
+            assert not await asyncio.to_thread(exporter.force_flush, 500)
+            queued_again = await _wait_until(lambda: exporter.writer.queued == 30, seconds=10)
+            assert queued_again, "the cancelled COPY's rows are queued again"
+            await locked.rollback()
+            await _every_span_stored_once(exporter, 50)
+            assert await conn.fetchval("SELECT count(*) FROM pgotel.spans") == 50
+        finally:
+            await conn.close()
 
 
 async def test_a_drain_cancelled_before_its_copies_start_loses_nothing(
@@ -206,23 +215,20 @@ async def test_a_drain_cancelled_before_its_copies_start_loses_nothing(
     """flush() cancels its drain from another thread when it times out; the cancel may land after the drain took
     rows off the queue and before the tasks that COPY them took their first step: they never run, and the rows
     must still go back to the queue."""
-    data_dir = tmp_path / "cancel-pg"
-    server = db.start_embedded(data_dir, port=_free_port())
-    exporter = PostgresSpanExporter(settings=settings_for(server.dsn, exporter={"flush_interval_ms": 60_000}))
-    writer: TelemetryWriter = exporter.writer
-    write_side_rows = writer._write_side_rows
-    calls_left_before_the_cancel: list[int] = []
+    with _exporter_to_own_server(tmp_path / "cancel-pg", flush_interval_ms=60_000) as (_, exporter):
+        writer: TelemetryWriter = exporter.writer
+        write_side_rows = writer._write_side_rows
+        calls_left_before_the_cancel: list[int] = []
 
-    async def side_rows_then_cancel(store: db.TelemetryStore) -> None:
-        await write_side_rows(store)
-        if calls_left_before_the_cancel and calls_left_before_the_cancel.pop() == 0:
-            # The drain's second call comes after it took its rows, just before their COPY tasks are created.
-            task = asyncio.current_task()
-            assert task is not None
-            asyncio.get_running_loop().call_soon(task.cancel)  # as flush()'s future.cancel() schedules it
+        async def side_rows_then_cancel(store: db.TelemetryStore) -> None:
+            await write_side_rows(store)
+            if calls_left_before_the_cancel and calls_left_before_the_cancel.pop() == 0:
+                # The drain's second call comes after it took its rows, just before their COPY tasks are created.
+                task = asyncio.current_task()
+                assert task is not None
+                asyncio.get_running_loop().call_soon(task.cancel)  # as flush()'s future.cancel() schedules it
 
-    monkeypatch.setattr(writer, "_write_side_rows", side_rows_then_cancel)
-    try:
+        monkeypatch.setattr(writer, "_write_side_rows", side_rows_then_cancel)
         exporter.export(finished_spans(*["before"] * 20))
         assert exporter.force_flush(30_000)
         calls_left_before_the_cancel[:] = [0, 1]  # popped from the end: the first call passes, the second cancels
@@ -230,9 +236,6 @@ async def test_a_drain_cancelled_before_its_copies_start_loses_nothing(
         assert not await asyncio.to_thread(exporter.force_flush, 30_000)
         assert await _wait_until(lambda: writer.queued == 30, seconds=10), "the cancelled drain's rows are queued again"
         await _every_span_stored_once(exporter, 50)
-    finally:
-        exporter.shutdown()
-        db.stop_embedded(data_dir)
 
 
 def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
