@@ -99,6 +99,18 @@ def swap_pgotel_exporters_for_discard() -> None:
     pgotel.exporter.PostgresLogExporter = DiscardLogExporter  # type: ignore[misc,assignment]
 
 
+def discard_pgotel_rows_before_the_writer() -> None:
+    """Make pgotel's writer accept every converted batch and keep nothing: the exporters still convert each
+    span, log record and metric point to its row (their whole work in the exporting threads), but nothing is
+    queued or written. Between (c) and (d), this splits what storing costs the app into converting and writing."""
+    from pgotel.exporter._writer import TelemetryWriter
+
+    def submit(self: TelemetryWriter, batch: object) -> bool:
+        return True
+
+    TelemetryWriter.submit = submit  # type: ignore[method-assign,assignment]
+
+
 # -- processes, signals, temporary PostgreSQL ----------------------------------------------------
 
 

@@ -44,7 +44,7 @@ from _support import (
     temporary_postgres,
     uninterruptible,
 )
-from bench_app import MODES, TELEMETRY_CONNECTIONS
+from bench_app import ALL_MODES, MODES, TELEMETRY_CONNECTIONS
 
 from pgotel import db
 
@@ -200,7 +200,7 @@ def _capacity(run: Run) -> float:
 
 
 def report(results: Results, args: argparse.Namespace) -> None:
-    modes = [mode for mode in MODES if (mode, ENDPOINTS[0]) in results.runs]  # those measured (--modes)
+    modes = [mode for mode in ALL_MODES if (mode, ENDPOINTS[0]) in results.runs]  # those measured (--modes)
     for endpoint in ENDPOINTS:
         base = results.median_of("none", endpoint, "requests_per_s")
         print(f"\n### `GET {endpoint}`\n")
@@ -216,7 +216,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
             errors = sum(run.errors for run in runs)
             rows.append(
                 [
-                    MODES[mode],
+                    ALL_MODES[mode],
                     f"{rate:,.0f}",
                     f"{min(rates):,.0f}-{max(rates):,.0f}",
                     f"{rate / base:.2f}",
@@ -249,28 +249,33 @@ def report(results: Results, args: argparse.Namespace) -> None:
     compared = ENDPOINTS if "pgotel" in modes else ()  # every ratio is of (d) to another mode
     for endpoint in compared:
 
-        def per_round_ratios(other: str, figure: Callable[[Run], float], endpoint: str = endpoint) -> list[float]:
-            """(d)'s `figure` over `other`'s, per round: two runs seconds apart, on a machine whose speed drifts."""
-            pairs = zip(results.runs[("pgotel", endpoint)], results.runs[(other, endpoint)], strict=True)
-            return [figure(ours) / figure(theirs) for ours, theirs in pairs]
+        def per_round_ratios(
+            other: str, figure: Callable[[Run], float], ours: str = "pgotel", endpoint: str = endpoint
+        ) -> list[float]:
+            """`ours`'s `figure` over `other`'s, per round: two runs seconds apart, on a machine whose speed drifts."""
+            pairs = zip(results.runs[(ours, endpoint)], results.runs[(other, endpoint)], strict=True)
+            return [figure(mine) / figure(theirs) for mine, theirs in pairs]
 
         trivial = endpoint == "/trivial"
-        for other, label, bar in (
-            ("pgotel-discard", "(c)", ">= 0.95"),
-            ("otel", "(b)", ">= 1.3" if trivial else ">= 1.0"),
-            ("logfire", "(f)", ">= 1.5" if trivial else ">= 1.0"),
-            ("insert", "(e)", ">= 1.1" if trivial else ">= 1.0"),
+        for ours, other, label, bar in (
+            ("pgotel", "pgotel-discard", "(d) / (c)", ">= 0.95"),
+            ("pgotel", "otel", "(d) / (b)", ">= 1.3" if trivial else ">= 1.0"),
+            ("pgotel", "logfire", "(d) / (f)", ">= 1.5" if trivial else ">= 1.0"),
+            ("pgotel", "insert", "(d) / (e)", ">= 1.1" if trivial else ">= 1.0"),
+            # The diagnostic split of (d) / (c): converting, then writing.
+            ("pgotel-convert", "pgotel-discard", "(d') / (c)", ""),
+            ("pgotel", "pgotel-convert", "(d) / (d')", ""),
         ):
-            if other not in modes:
+            if ours not in modes or other not in modes:
                 continue
-            ratios = per_round_ratios(other, _rate)
+            ratios = per_round_ratios(other, _rate, ours)
             rows.append(
                 [
                     endpoint,
-                    f"(d) / {label}",
+                    label,
                     f"{median(ratios):.2f}",
                     f"{min(ratios):.2f}-{max(ratios):.2f}",
-                    f"{median(per_round_ratios(other, _capacity)):.2f}",
+                    f"{median(per_round_ratios(other, _capacity, ours)):.2f}",
                     bar,
                 ]
             )
@@ -322,12 +327,17 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per measurement")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each measurement")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
+    diagnostic = ", ".join(ALL_MODES.keys() - MODES.keys())
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated subset of {', '.join(ALL_MODES)} (default: all but the diagnostic {diagnostic})",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.warmup = 1, 3.0, 1.0
     modes = [mode for mode in args.modes.split(",") if mode]
-    unknown = set(modes) - set(MODES)
+    unknown = set(modes) - set(ALL_MODES)
     if unknown or "none" not in modes:
         raise SystemExit(f"--modes: unknown {sorted(unknown)} (the uninstrumented mode `none` is required)")
     wrk = require_wrk()
