@@ -50,24 +50,27 @@ def markdown_tables(output: str) -> dict[str, list[dict[str, str]]]:
 
 
 def by_mode(rows: list[dict[str, str]]) -> dict[str, dict[str, str]]:
-    return {row["mode"][:3]: row for row in rows}  # "(a)" ... "(f)"
+    return {row["mode"].split(" ")[0]: row for row in rows}  # "(a)" ... "(f)", "(d')"
 
 
 def test_overhead_serves_every_mode_without_errors_and_finds_the_telemetry_connections() -> None:
     if shutil.which("wrk") is None:
         pytest.fail("the wrk load generator is required: apt-get install -y wrk (.ci/run does it)")
-    tables = markdown_tables(run_bench("overhead.py", "--quick"))
+    every_mode = "none,otel,pgotel-discard,pgotel,insert,logfire,pgotel-convert"  # the default, and (d')
+    tables = markdown_tables(run_bench("overhead.py", "--quick", "--modes", every_mode))
     for endpoint in ("/trivial", "/db"):
         modes = by_mode(tables[f"`GET {endpoint}`"])
-        assert sorted(modes) == ["(a)", "(b)", "(c)", "(d)", "(e)", "(f)"]
+        assert sorted(modes) == ["(a)", "(b)", "(c)", "(d')", "(d)", "(e)", "(f)"]
         assert {mode: row["errors"] for mode, row in modes.items()} == dict.fromkeys(modes, "0")
         for mode in ("(d)", "(e)"):  # pgotel's writer, and the INSERT middleware's own pool
             assert float(modes[mode]["of which telemetry connections"]) > 0, (endpoint, mode)
-        for mode in ("(a)", "(b)", "(c)", "(f)"):
+        for mode in ("(a)", "(b)", "(c)", "(d')", "(f)"):
             assert modes[mode]["of which telemetry connections"] == "", (endpoint, mode)
     ratios = {(row["endpoint"], row["ratio"]) for row in tables["Acceptance ratios (medians of the per-round ratios)"]}
     for endpoint in ("/trivial", "/db"):
         for ratio in ("(d) / (c)", "(d) / (b)", "(d) / (f)", "(d) / (e)", "PG CPU/req (e) / (d)"):
+            assert (endpoint, ratio) in ratios
+        for ratio in ("(d') / (c)", "(d) / (d')"):  # the diagnostic split: converting, then writing
             assert (endpoint, ratio) in ratios
         assert (endpoint, "PG CPU/req of the telemetry connections (e) / (d)") in ratios
 
