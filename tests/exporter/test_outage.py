@@ -261,6 +261,36 @@ def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded(caplog: 
     assert "25 spans dropped (shutdown_deadline, 25 so far): the process shut down before PostgreSQL" in caplog.text
 
 
+def test_shutdown_budgets_its_flush_and_the_writer_thread_stop_within_one_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flush gets the deadline minus a grace for the writer thread to stop, and the stop gets what is left:
+    a flush that uses its whole budget (PostgreSQL gone) no longer pushes shutdown past the deadline."""
+    settings = settings_for(f"postgresql://nobody@127.0.0.1:{_free_port()}/none", exporter={"shutdown_timeout_ms": 500})
+    exporter = PostgresSpanExporter(settings=settings)
+    writer: TelemetryWriter = exporter.writer
+    exporter.export(finished_spans("queued"))
+    budgets: dict[str, float] = {}
+
+    def flush_using_its_whole_budget(timeout_s: float) -> bool:
+        budgets["flush"] = timeout_s
+        time.sleep(timeout_s)
+        return False
+
+    join = writer._thread.join
+
+    def recorded_join(timeout: float | None = None) -> None:
+        budgets["join"] = timeout if timeout is not None else float("inf")
+        join(timeout)
+
+    monkeypatch.setattr(writer, "flush", flush_using_its_whole_budget)
+    monkeypatch.setattr(writer._thread, "join", recorded_join)
+    exporter.shutdown()
+    assert 0 < budgets["flush"] < 0.5
+    assert budgets["flush"] + budgets["join"] <= 0.5
+    assert writer.accounting.snapshot()["dropped"] == {"spans/shutdown_deadline": 1}
+
+
 def test_a_full_queue_drops_and_counts_the_overflow_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     settings = settings_for(
         f"postgresql://nobody@127.0.0.1:{_free_port()}/none",

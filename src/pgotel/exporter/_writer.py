@@ -41,6 +41,7 @@ _PARTITION_CHECK_INTERVAL_S = 3600.0
 _PRUNE_INTERVAL_S = 86_400.0
 _ROLLUP_INTERVAL_S = 10.0
 _FUTURE_DAYS_ACCEPTED = 2
+_STOP_GRACE_S = 0.1  # of close()'s deadline, kept from its flush for the writer thread to stop in
 
 
 class _Outcome(NamedTuple):
@@ -157,15 +158,16 @@ class TelemetryWriter:
         """Flush within the deadline, then stop; rows still queued or in flight are counted as dropped (a hung
         COPY may still store its rows afterwards: counted as dropped, never as lost)."""
         deadline = time.monotonic() + timeout_s
-        if self._connected.is_set() or self.queued:  # rows wait for a connection too: a forked child's writer
-            self.flush(max(0.0, deadline - time.monotonic()))  # starts with its first rows, often at shutdown
+        # Rows wait for a connection too: a forked child's writer starts with its first rows, often at shutdown.
+        if self._connected.is_set() or self.queued:
+            self.flush(max(0.0, deadline - _STOP_GRACE_S - time.monotonic()))
         with self._lock:
             self._closing = True
         if self._thread.ident is None:  # a forked child that never had rows: its loop never ran
             self._loop.close()
         elif self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._wakeup.set)
-            self._thread.join(max(0.1, deadline - time.monotonic()))
+            self._thread.join(max(0.0, deadline - time.monotonic()))
         unwritten: Counter[str] = Counter()
         with self._lock:
             for table, rows in self._queue.items():
