@@ -34,6 +34,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _unreachable_dsn() -> str:
+    """A DSN nothing listens on: PostgreSQL gone for the whole test."""
+    return f"postgresql://nobody@127.0.0.1:{_free_port()}/none"
+
+
 async def _wait_until(predicate: object, *, seconds: float) -> bool:
     for _ in range(int(seconds * 10)):
         if predicate():  # type: ignore[operator]
@@ -239,7 +244,7 @@ async def test_a_drain_cancelled_before_its_copies_start_loses_nothing(
 
 
 def test_unreachable_at_startup_export_succeeds_and_shutdown_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
-    settings = settings_for(f"postgresql://nobody@127.0.0.1:{_free_port()}/none", exporter={"shutdown_timeout_ms": 500})
+    settings = settings_for(_unreachable_dsn(), exporter={"shutdown_timeout_ms": 500})
     exporter = PostgresSpanExporter(settings=settings)
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
@@ -266,7 +271,7 @@ def test_shutdown_budgets_its_flush_and_the_writer_thread_stop_within_one_deadli
 ) -> None:
     """The flush gets the deadline minus a grace for the writer thread to stop, and the stop gets what is left:
     a flush that uses its whole budget (PostgreSQL gone) no longer pushes shutdown past the deadline."""
-    settings = settings_for(f"postgresql://nobody@127.0.0.1:{_free_port()}/none", exporter={"shutdown_timeout_ms": 500})
+    settings = settings_for(_unreachable_dsn(), exporter={"shutdown_timeout_ms": 500})
     exporter = PostgresSpanExporter(settings=settings)
     writer: TelemetryWriter = exporter.writer
     exporter.export(finished_spans("queued"))
@@ -293,7 +298,7 @@ def test_shutdown_budgets_its_flush_and_the_writer_thread_stop_within_one_deadli
 
 def test_a_full_queue_drops_and_counts_the_overflow_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     settings = settings_for(
-        f"postgresql://nobody@127.0.0.1:{_free_port()}/none",
+        _unreachable_dsn(),
         exporter={"queue_rows": 100, "shutdown_timeout_ms": 200},
     )
     exporter = PostgresSpanExporter(settings=settings)
