@@ -246,11 +246,11 @@ def report(results: Results, args: argparse.Namespace) -> None:
             rows,
         )
     rows = []
-    compared = ENDPOINTS if "pgotel" in modes else ()  # every ratio is of (d) to another mode
+    compared = ENDPOINTS if "pgotel" in modes else ()  # every ratio reads (d), the diagnostic split included
     for endpoint in compared:
 
         def per_round_ratios(
-            other: str, figure: Callable[[Run], float], ours: str = "pgotel", endpoint: str = endpoint
+            ours: str, other: str, figure: Callable[[Run], float], endpoint: str = endpoint
         ) -> list[float]:
             """`ours`'s `figure` over `other`'s, per round: two runs seconds apart, on a machine whose speed drifts."""
             pairs = zip(results.runs[(ours, endpoint)], results.runs[(other, endpoint)], strict=True)
@@ -268,14 +268,14 @@ def report(results: Results, args: argparse.Namespace) -> None:
         ):
             if ours not in modes or other not in modes:
                 continue
-            ratios = per_round_ratios(other, _rate, ours)
+            ratios = per_round_ratios(ours, other, _rate)
             rows.append(
                 [
                     endpoint,
                     label,
                     f"{median(ratios):.2f}",
                     f"{min(ratios):.2f}-{max(ratios):.2f}",
-                    f"{median(per_round_ratios(other, _capacity, ours)):.2f}",
+                    f"{median(per_round_ratios(ours, other, _capacity)):.2f}",
                     bar,
                 ]
             )
