@@ -333,18 +333,18 @@ class TelemetryWriter:
         failed (and was rolled back), or the drain was cancelled (a flush that timed out) before or during it."""
         with self._lock:
             for table, rows in work.items():
-                if self._in_flight[table]:
-                    self._in_flight[table] = 0
+                if self._settle_locked(table):
                     self._queue[table].extendleft(reversed(rows))
                     self._queued += len(rows)
 
-    def _settle(self, table: str) -> bool:
-        """Take `table`'s in-flight rows off the books; False when close() has counted them already."""
-        with self._lock:
-            if not self._in_flight[table]:
-                return False
-            self._in_flight[table] = 0
-            return True
+    def _settle_locked(self, table: str) -> bool:
+        """Take `table`'s in-flight rows off the books (the lock held); False when they are settled already.
+        Whichever comes first settles them, once: the writer counting their outcome, a requeue, or close() counting
+        them as dropped."""
+        if not self._in_flight[table]:
+            return False
+        self._in_flight[table] = 0
+        return True
 
     async def _write_side_rows(self, store: db.TelemetryStore) -> None:
         with self._lock:
@@ -359,7 +359,15 @@ class TelemetryWriter:
                     self._known_side.update(rows)
 
     async def _write_and_count(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> None:
-        self._count_outcome(table, await self._write_table(store, table, rows))
+        outcome = await self._write_table(store, table, rows)
+        with self._lock:
+            if not self._settle_locked(table):
+                return
+        signal = SIGNAL_OF_TABLE[table]
+        self.accounting.stored(signal, outcome.stored)
+        self.accounting.dropped(signal, "timestamp_outside_retention", outcome.outside_retention)
+        for error in outcome.rejected:
+            self.accounting.dropped(signal, "rejected_by_database", error=error)
 
     async def _write_table(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> _Outcome:
         """COPY in-flight `rows` (the caller counts the outcome, or puts them back in the queue if this raises)."""
@@ -367,15 +375,6 @@ class TelemetryWriter:
         kept = await self._rows_with_partitions(store, table, rows)
         stored = await self._copy_isolating_bad_rows(store, table, kept, rejected) if kept else 0
         return _Outcome(stored, len(rows) - len(kept), rejected)
-
-    def _count_outcome(self, table: str, outcome: _Outcome) -> None:
-        if not self._settle(table):
-            return
-        signal = SIGNAL_OF_TABLE[table]
-        self.accounting.stored(signal, outcome.stored)
-        self.accounting.dropped(signal, "timestamp_outside_retention", outcome.outside_retention)
-        for error in outcome.rejected:
-            self.accounting.dropped(signal, "rejected_by_database", error=error)
 
     async def _rows_with_partitions(self, store: db.TelemetryStore, table: str, rows: list[db.Row]) -> list[db.Row]:
         """Create missing partitions inside the retention window; leave out the rows outside it.
