@@ -44,7 +44,7 @@ from _support import (
     temporary_postgres,
     uninterruptible,
 )
-from bench_app import ALL_MODES, MODES, TELEMETRY_CONNECTIONS
+from bench_app import ALL_MODES, DIAGNOSTIC_MODES, MODES, TELEMETRY_CONNECTIONS
 
 from pgotel import db
 
@@ -327,11 +327,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per measurement")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each measurement")
     parser.add_argument("--connections", type=int, default=16)
-    diagnostic = ", ".join(ALL_MODES.keys() - MODES.keys())
     parser.add_argument(
         "--modes",
         default=",".join(MODES),
-        help=f"comma-separated subset of {', '.join(ALL_MODES)} (default: all but the diagnostic {diagnostic})",
+        help=f"comma-separated subset of {', '.join(ALL_MODES)} (default: all but the diagnostic "
+        f"{', '.join(DIAGNOSTIC_MODES)})",
     )
     args = parser.parse_args()
     if args.quick:
