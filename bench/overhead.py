@@ -1,11 +1,18 @@
 """Throughput and latency of one FastAPI app under wrk, in six instrumentation modes, side by side.
 
 Each mode runs in its own uvicorn process (1 worker, loopback, no access log) against one embedded
-PostgreSQL started in a temp dir; all of them are started first and serve until the end, so every
-measurement is of a warm app. A round loads each mode in turn on one endpoint, in an order rotated from
-round to round; the shared machine's speed drifts within minutes, so a ratio between two modes is taken
-per round (from runs seconds apart) and its median over the rounds is printed, next to the medians of
-req/s, latency and the CPU that the app and the PostgreSQL server processes spent per request.
+PostgreSQL started in a temp dir. The app runs on a CPU of its own, and wrk, PostgreSQL and this script on
+the others, as clients and a database run beside a server's app in production: left to share two vCPUs,
+the scheduler moves the app's request thread between them whenever PostgreSQL or wrk wakes up, and the
+request thread then runs up to ~8% slower per request, by an amount that differs from mode to mode
+(`--shared-cpus` measures that layout). Every round starts a fresh process per mode and stops them all at its
+end: two processes of the same code serve at speeds up to ±5% apart for their whole life (memory layout,
+hash seed), so one process per mode for a whole run would bias every ratio by that lottery; with fresh
+ones each round, it is one more noise the median over the rounds sees through. A round loads each mode in
+turn on one endpoint (after a warm-up), in an order rotated from round to round; the shared machine's
+speed drifts within minutes, so a ratio between two modes is taken per round (from runs seconds apart) and
+its median over the rounds is printed, next to the medians of req/s, latency and the CPU that the app and
+the PostgreSQL server processes spent per request.
 
     .venv/bin/python bench/overhead.py            # 7 rounds x 6 s per mode and endpoint (~11 min)
     .venv/bin/python bench/overhead.py --quick    # 1 round x 3 s
@@ -15,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import re
 import shutil
 import socket
@@ -23,7 +32,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,14 +100,48 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_app(mode: str, dsn: str, port: int, workdir: Path) -> subprocess.Popen[bytes]:
+@dataclass(frozen=True)
+class CpuLayout:
+    """Which CPUs the apps run on and which the load generator, PostgreSQL and this script run on."""
+
+    app: frozenset[int]
+    load: frozenset[int]
+
+    @classmethod
+    def choose(cls, *, shared: bool) -> CpuLayout:
+        cpus = sorted(os.sched_getaffinity(0))
+        if shared or len(cpus) < 2:
+            return cls(frozenset(cpus), frozenset(cpus))
+        return cls(frozenset(cpus[:1]), frozenset(cpus[1:]))
+
+    def describe(self) -> str:
+        if self.app == self.load:
+            return f"app, wrk and PostgreSQL sharing CPUs {_cpu_list(self.app)}"
+        return f"app on CPU {_cpu_list(self.app)}, wrk and PostgreSQL on CPU {_cpu_list(self.load)}"
+
+    @contextlib.contextmanager
+    def for_apps(self) -> Iterator[None]:
+        """Processes started inside run on the app CPUs (a child inherits its parent's CPUs)."""
+        os.sched_setaffinity(0, self.app)
+        try:
+            yield
+        finally:
+            os.sched_setaffinity(0, self.load)
+
+
+def _cpu_list(cpus: frozenset[int]) -> str:
+    return ",".join(str(cpu) for cpu in sorted(cpus))
+
+
+def start_app(mode: str, dsn: str, port: int, workdir: Path, cpus: CpuLayout) -> subprocess.Popen[bytes]:
     env = app_environment(mode, dsn)
     command = [
         sys.executable, "-m", "uvicorn", "--factory", "bench_app:app_from_environment", "--app-dir", str(BENCH_DIR),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     # Own session: Ctrl-C reaches only this script, which then stops the app gracefully (telemetry flushed).
-    return subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True, stdin=subprocess.DEVNULL)
+    with cpus.for_apps():
+        return subprocess.Popen(command, env=env, cwd=workdir, start_new_session=True, stdin=subprocess.DEVNULL)
 
 
 def wait_until_serving(process: subprocess.Popen[bytes], port: int, timeout_s: float = 60.0) -> None:
@@ -190,6 +233,41 @@ def measure(
     )
 
 
+def run_round(
+    round_number: int,
+    order: list[str],
+    *,
+    server: db.EmbeddedServer,
+    wrk: str,
+    workdir: Path,
+    cpus: CpuLayout,
+    results: Results,
+    args: argparse.Namespace,
+) -> None:
+    """Start a fresh app per mode, load each in `order` on each endpoint, then stop them all."""
+    apps: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
+    try:
+        for mode in order:
+            port = free_port()
+            apps[mode] = (start_app(mode, server.dsn, port, workdir, cpus), port)
+        for app, port in apps.values():
+            wait_until_serving(app, port)
+        for endpoint in ENDPOINTS:
+            for mode in order:
+                app, port = apps[mode]
+                run = measure(app, f"http://127.0.0.1:{port}{endpoint}", mode=mode, wrk=wrk, server=server, args=args)
+                results.add(mode, endpoint, run)
+                print(
+                    f"round {round_number + 1}/{args.rounds} {mode:<15} {endpoint:<8} "
+                    f"{run.requests_per_s:8,.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
+                    f"p99 {run.p99_ms:6.2f} ms  PG CPU {run.postgres_cpu_s * 1000:7.0f} ms",
+                    flush=True,
+                )
+    finally:
+        for app, _ in apps.values():
+            stop_process(app)
+
+
 def _rate(run: Run) -> float:
     return run.requests_per_s
 
@@ -199,7 +277,7 @@ def _capacity(run: Run) -> float:
     return run.requests / run.app_cpu_s
 
 
-def report(results: Results, args: argparse.Namespace) -> None:
+def report(results: Results, args: argparse.Namespace, cpus: CpuLayout) -> None:
     modes = [mode for mode in ALL_MODES if (mode, ENDPOINTS[0]) in results.runs]  # those measured (--modes)
     for endpoint in ENDPOINTS:
         base = results.median_of("none", endpoint, "requests_per_s")
@@ -315,8 +393,9 @@ def report(results: Results, args: argparse.Namespace) -> None:
         print("\n### Acceptance ratios (medians of the per-round ratios)\n")
         print_table(["endpoint", "ratio", "req/s", "req/s, rounds", "req per app CPU-s", "bar"], rows)
     print(
-        f"\nwrk -t1 -c{args.connections} -d{args.duration:g}s --latency, {args.rounds} round(s), each mode loaded in "
-        f"turn after {args.warmup:g} s of warm-up; uvicorn 1 worker, loopback, --no-access-log."
+        f"\nwrk -t1 -c{args.connections} -d{args.duration:g}s --latency, {args.rounds} round(s) with a fresh app per "
+        f"mode, each loaded in turn after {args.warmup:g} s of warm-up; uvicorn 1 worker, loopback, --no-access-log; "
+        f"{cpus.describe()}."
     )
 
 
@@ -327,6 +406,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=6.0, help="seconds of load per measurement")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before each measurement")
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--shared-cpus", action="store_true", help="let the apps, wrk and PostgreSQL share every CPU (no pinning)"
+    )
     parser.add_argument(
         "--modes",
         default=",".join(MODES),
@@ -341,37 +423,20 @@ def main() -> None:
     if unknown or "none" not in modes:
         raise SystemExit(f"--modes: unknown {sorted(unknown)} (the uninstrumented mode `none` is required)")
     wrk = require_wrk()
-    print(f"# bench/overhead.py — {machine_line()}")
+    cpus = CpuLayout.choose(shared=args.shared_cpus)
+    os.sched_setaffinity(0, cpus.load)  # PostgreSQL and wrk, started from here, inherit it
+    print(f"# bench/overhead.py — {machine_line()}; {cpus.describe()}")
     results = Results()
     workdir = Path(tempfile.mkdtemp(prefix="pgotel-bench-app-"))
     try:
         with temporary_postgres() as server:
-            apps: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-            try:
-                for mode in modes:
-                    port = free_port()
-                    apps[mode] = (start_app(mode, server.dsn, port, workdir), port)
-                for app, port in apps.values():
-                    wait_until_serving(app, port)
-                for round_number in range(args.rounds):
-                    # Rotate the order each round so no mode always runs first (or right after a heavy one).
-                    order = modes[round_number % len(modes) :] + modes[: round_number % len(modes)]
-                    for endpoint in ENDPOINTS:
-                        for mode in order:
-                            app, port = apps[mode]
-                            url = f"http://127.0.0.1:{port}{endpoint}"
-                            run = measure(app, url, mode=mode, wrk=wrk, server=server, args=args)
-                            results.add(mode, endpoint, run)
-                            print(
-                                f"round {round_number + 1}/{args.rounds} {mode:<15} {endpoint:<8} "
-                                f"{run.requests_per_s:8,.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
-                                f"p99 {run.p99_ms:6.2f} ms  PG CPU {run.postgres_cpu_s * 1000:7.0f} ms",
-                                flush=True,
-                            )
-            finally:
-                for app, _ in apps.values():
-                    stop_process(app)
-        report(results, args)
+            for round_number in range(args.rounds):
+                # Rotate the order each round so no mode always runs first (or right after a heavy one).
+                order = modes[round_number % len(modes) :] + modes[: round_number % len(modes)]
+                run_round(
+                    round_number, order, server=server, wrk=wrk, workdir=workdir, cpus=cpus, results=results, args=args
+                )
+        report(results, args, cpus)
     finally:
         with uninterruptible():
             shutil.rmtree(workdir, ignore_errors=True)
