@@ -4,15 +4,15 @@ Each mode runs in its own uvicorn process (1 worker, loopback, no access log) ag
 PostgreSQL started in a temp dir. The app runs on a CPU of its own, and wrk, PostgreSQL and this script on
 the others, as clients and a database run beside a server's app in production: left to share two vCPUs,
 the scheduler moves the app's request thread between them whenever PostgreSQL or wrk wakes up, and the
-request thread then runs up to ~8% slower per request, by an amount that differs from mode to mode
+request thread then runs 5-15% slower per request, by an amount that differs from mode to mode
 (`--shared-cpus` measures that layout). Every round starts a fresh process per mode and stops them all at its
-end: two processes of the same code serve at speeds up to ±5% apart for their whole life (memory layout,
-hash seed), so one process per mode for a whole run would bias every ratio by that lottery; with fresh
-ones each round, it is one more noise the median over the rounds sees through. A round loads each mode in
-turn on one endpoint (after a warm-up), in an order rotated from round to round; the shared machine's
-speed drifts within minutes, so a ratio between two modes is taken per round (from runs seconds apart) and
-its median over the rounds is printed, next to the medians of req/s, latency and the CPU that the app and
-the PostgreSQL server processes spent per request.
+end: two processes of the same code can serve up to ±5% apart for their whole life (seen with the CPUs
+shared; a fixed hash seed did not remove it), so one process per mode for a whole run would bias every ratio
+by that lottery; with fresh ones each round, it is one more noise the median over the rounds sees through.
+A round loads each mode in turn on one endpoint (after a warm-up), in an order rotated from round to round;
+the shared machine's speed drifts within minutes, so a ratio between two modes is taken per round (from
+runs seconds apart) and its median over the rounds is printed, next to the medians of req/s, latency and
+the CPU that the app and the PostgreSQL server processes spent per request.
 
     .venv/bin/python bench/overhead.py            # 7 rounds x 6 s per mode and endpoint (~11 min)
     .venv/bin/python bench/overhead.py --quick    # 1 round x 3 s
