@@ -122,11 +122,12 @@ class CpuLayout:
     @contextlib.contextmanager
     def for_apps(self) -> Iterator[None]:
         """Processes started inside run on the app CPUs (a child inherits its parent's CPUs)."""
+        previous = os.sched_getaffinity(0)
         os.sched_setaffinity(0, self.app)
         try:
             yield
         finally:
-            os.sched_setaffinity(0, self.load)
+            os.sched_setaffinity(0, previous)
 
 
 def _cpu_list(cpus: frozenset[int]) -> str:
